@@ -1,0 +1,27 @@
+# udp-hotswap: zero-loss hot upgrade of UDP servers in the kernel.
+# The README says what each target does and prints.
+.PHONY: run check kernel bench-kernel stock-kernel selftests checkpatch clean
+
+run:			## boot stock and patched 6.12, show where datagrams land
+	scripts/run-regression-demo
+
+check:			## build what is stale, run all selftests on both kernels
+	scripts/check
+
+kernel:			## the patched debug (test) kernel only
+	scripts/build-kernel debug
+
+bench-kernel:		## the patched kernel without debug options
+	scripts/build-kernel bench
+
+stock-kernel:		## Debian's unpatched 6.12 cloud kernel
+	scripts/fetch-stock-kernel
+
+selftests: kernel	## build selftests/ against the patched UAPI headers
+	scripts/build-selftests
+
+checkpatch:		## checkpatch.pl --strict on every patch of the series
+	scripts/checkpatch-series
+
+clean:			## remove build/ (the ccache outside the clone stays)
+	rm -rf build
