@@ -1,12 +1,15 @@
 # udp-hotswap: zero-loss hot upgrade of UDP servers in the kernel.
 # The README says what each target does and prints.
-.PHONY: run check kernel bench-kernel stock-kernel selftests checkpatch clean
+.PHONY: run check bench kernel bench-kernel stock-kernel selftests checkpatch clean
 
 run:			## boot stock and patched 6.12, show where datagrams land
 	scripts/run-regression-demo
 
 check:			## build what is stale, run all selftests on both kernels
 	scripts/check
+
+bench:			## lookup benchmark: hash4 on, off and stock; table + PNG
+	scripts/run-bench
 
 kernel:			## the patched debug (test) kernel only
 	scripts/build-kernel debug
