@@ -373,6 +373,24 @@ TEST_F(hash4, wildcard_connect)
 	expect_all_to(_metadata, c, 1, PEER1_PORT, fds, 2, 0, "own peer");
 }
 
+/* Bound to a device (SO_BINDTODEVICE) and connected: the device is part
+ * of what a datagram must match, and S still wins.
+ */
+TEST_F(hash4, bound_device)
+{
+	const struct ctx *c = &self->c;
+	int s = server(_metadata, c, false, false);
+	int l, fds[2];
+
+	ASSERT_EQ(0, setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3));
+	connect_to(_metadata, c, s, 1, PEER1_PORT);
+	l = server(_metadata, c, true, false);
+	fds[0] = s;
+	fds[1] = l;
+	expect_all_to(_metadata, c, 1, PEER1_PORT, fds, 2, 0, "bound to lo");
+	expect_all_to(_metadata, c, 2, PEER2_PORT, fds, 2, 1, "other peer");
+}
+
 /* Two connected sockets on one local address, different peers. */
 TEST_F(hash4, two_peers)
 {

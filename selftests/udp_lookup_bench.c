@@ -3,7 +3,7 @@
  * Receive-path cost of UDP datagrams to N connected sockets that share one
  * local address and port (the established-over-unconnected pattern).
  *
- *   udp_lookup_bench [-n N1,N2,...] [-t SECONDS] [-H]
+ *   udp_lookup_bench [-n N1,N2,...] [-t SECONDS] [-s SLOTS] [-H]
  *
  * N sockets are bound to 127.0.0.1:4433 with SO_REUSEADDR and each is
  * connected to its own peer (127.0.0.2+i/60000, port 2000+i%60000). A raw
@@ -16,7 +16,10 @@
  *   batch  ns per datagram over sendmmsg() batches, for SECONDS
  *   rtt    ns per round trip: one sendto() and the recv() of that datagram
  * With -H, each is measured with net.ipv4.udp_hash4=1 and then 0, on the
- * same sockets. Output: one line per measurement,
+ * same sockets. The benchmark runs in a netns of its own, with a UDP table
+ * of SLOTS slots (net.ipv4.udp_child_hash_entries, default 65536), so that
+ * every kernel and setting is measured with the same table size.
+ * Output: one line per measurement,
  *   result config=<hash4=1|hash4=0|kernel> n=<N> mode=<batch|rtt> ns=<ns> \
  *          rate=<datagrams/s> delivered=<got>/<sent>
  * Sockets are added as N grows, so the largest N sets the memory needed.
@@ -205,6 +208,15 @@ static double rtt(int n, double seconds)
 	return (now() - start) * 1e9 / sent;
 }
 
+static void write_sysctl(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0 || write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		die(path);
+	close(fd);
+}
+
 static int set_hash4(int on)
 {
 	int fd = open("/proc/sys/net/ipv4/udp_hash4", O_WRONLY);
@@ -226,13 +238,15 @@ static void report(const char *config, int n, const char *mode, double ns)
 
 int main(int argc, char **argv)
 {
-	char sizes[256] = "1,500,10000,100000", *tok, *save;
+	char sizes[256] = "1,500,10000,100000", *tok, *save, slots[16] = "65536";
+	char entries[32] = "?";
+	FILE *f;
 	struct ifreq ifr = { .ifr_name = "lo" };
 	double seconds = 2;
 	int opt, toggle = 0, one = 1, fd;
 	struct rlimit rl;
 
-	while ((opt = getopt(argc, argv, "n:t:H")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:s:H")) != -1) {
 		switch (opt) {
 		case 'n':
 			snprintf(sizes, sizeof(sizes), "%s", optarg);
@@ -240,17 +254,28 @@ int main(int argc, char **argv)
 		case 't':
 			seconds = atof(optarg);
 			break;
+		case 's':
+			snprintf(slots, sizeof(slots), "%s", optarg);
+			break;
 		case 'H':
 			toggle = 1;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-n N,...] [-t SECONDS] [-H]\n",
+			fprintf(stderr,
+				"usage: %s [-n N,...] [-t SECONDS] [-s SLOTS] [-H]\n",
 				argv[0]);
 			return 2;
 		}
 	}
+	write_sysctl("/proc/sys/net/ipv4/udp_child_hash_entries", slots);
 	if (unshare(CLONE_NEWNET))
 		die("unshare");
+	f = fopen("/proc/sys/net/ipv4/udp_hash_entries", "r");
+	if (!f || !fgets(entries, sizeof(entries), f))
+		die("udp_hash_entries");
+	fclose(f);
+	entries[strcspn(entries, "\n")] = 0;
+	printf("# udp hash table of this netns: %s slots\n", entries);
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
 		die("SIOCGIFFLAGS");
@@ -275,7 +300,9 @@ int main(int argc, char **argv)
 		if (getrlimit(RLIMIT_NOFILE, &rl))
 			die("getrlimit");
 		if (rl.rlim_cur < (rlim_t)n + 64) {
-			rl.rlim_cur = rl.rlim_max = n + 64;
+			rl.rlim_cur = n + 64;
+			if (rl.rlim_max < rl.rlim_cur)
+				rl.rlim_max = rl.rlim_cur;
 			if (setrlimit(RLIMIT_NOFILE, &rl))
 				die("RLIMIT_NOFILE");
 		}
