@@ -8,8 +8,9 @@ run:			## boot stock and patched 6.12, show where datagrams land
 check:			## build what is stale, run all selftests on both kernels
 	scripts/check
 
-bench:			## lookup benchmark: hash4 on, off and stock; table + PNG
+bench:			## lookup (hash4 on/off/stock) and socket setup benchmarks
 	scripts/run-bench
+	scripts/run-bench-setup
 
 kernel:			## the patched debug (test) kernel only
 	scripts/build-kernel debug

@@ -1,0 +1,1013 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * UDP_BIND_CONNECT: one setsockopt() gives a UDP socket its local and its
+ * remote address. Each test checks one promise of the option with exact
+ * counts and errnos: no 2-tuple window, no effect on reuseport groups,
+ * 4-tuple uniqueness, bind()'s ownership rules between two uids, the choice
+ * of a local port, the address families, the errors, and that the result
+ * is a plain bound and connected socket. The race test floods the port
+ * while per-flow sockets are set up, the fuzz test feeds the option random
+ * input. Each test runs in its own netns; variants: IPv4, IPv6, v4-mapped.
+ *
+ * Tests of bind()+connect() alone also run on kernels without the option,
+ * where they show the window; the others fail there with ENOPROTOOPT.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/udp.h>
+
+#include "kselftest_harness.h"
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_BIND_CONNECT
+#define UDP_BIND_CONNECT 105
+struct udp_bind_connect {
+	struct sockaddr_storage local;
+	struct sockaddr_storage remote;
+};
+#endif
+
+#define PORT		4433
+#define PEER_PORT	40000	/* peers are PEER_PORT + n on peer_addr() */
+#define FOREIGN_PORT	50000	/* peers that no per-flow socket expects */
+#define NR_PEERS	64
+
+/* How the sockets of a test are addressed. */
+struct ctx {
+	int family;	/* of the server sockets */
+	bool mapped;	/* AF_INET6 sockets on v4-mapped addresses */
+};
+
+FIXTURE(bc)
+{
+	struct ctx c;
+};
+
+FIXTURE_VARIANT(bc)
+{
+	int family;
+	bool mapped;
+};
+
+FIXTURE_VARIANT_ADD(bc, v4) { .family = AF_INET };
+FIXTURE_VARIANT_ADD(bc, v6) { .family = AF_INET6 };
+FIXTURE_VARIANT_ADD(bc, v4mapped) { .family = AF_INET6, .mapped = true };
+
+/* Address @v4 (IPv4 text; "::1"-like text for IPv6) as sockets of the
+ * variant see it: IPv6 variants use ::1 for every IPv4 loopback address,
+ * mapped ones ::ffff:@v4. Peers are told apart by their ports.
+ */
+static socklen_t addr_of(const struct ctx *self, void *ssp,
+			 const char *v4, int port)
+{
+	struct sockaddr_storage *ss = ssp;
+	struct sockaddr_in6 *sin6 = (void *)ss;
+	struct sockaddr_in *sin = (void *)ss;
+	char buf[64];
+
+	memset(ss, 0, sizeof(*ss));
+	if (self->family == AF_INET) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		inet_pton(AF_INET, v4, &sin->sin_addr);
+		return sizeof(*sin);
+	}
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(port);
+	if (!strcmp(v4, "0.0.0.0"))
+		snprintf(buf, sizeof(buf), "::");
+	else if (self->mapped)
+		snprintf(buf, sizeof(buf), "::ffff:%s", v4);
+	else if (!strncmp(v4, "127.", 4))
+		snprintf(buf, sizeof(buf), "::1");
+	else
+		snprintf(buf, sizeof(buf), "2001:db8::%s",
+			 strrchr(v4, '.') + 1);
+	inet_pton(AF_INET6, buf, &sin6->sin6_addr);
+	return sizeof(*sin6);
+}
+
+static const char *server_ip = "127.0.0.1";
+static const char *peer_ip = "127.0.0.2";	/* ::1 for IPv6 */
+
+static int udp_socket(const struct ctx *self, bool reuseaddr,
+		      bool reuseport)
+{
+	int one = 1, fd;
+
+	fd = socket(self->family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (reuseaddr)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	return fd;
+}
+
+/* UDP_BIND_CONNECT from @lip:@lport to @rip:@rport; 0 or -errno. */
+static int bind_connect(const struct ctx *self, int fd,
+			const char *lip, int lport, const char *rip, int rport)
+{
+	struct udp_bind_connect bc;
+
+	addr_of(self, &bc.local, lip, lport);
+	addr_of(self, &bc.remote, rip, rport);
+	if (setsockopt(fd, SOL_UDP, UDP_BIND_CONNECT, &bc, sizeof(bc)))
+		return -errno;
+	return 0;
+}
+
+/* UDP_BIND_CONNECT with a given argument; 0 or -errno. */
+static int bcall(int fd, const void *bc, socklen_t len)
+{
+	return setsockopt(fd, SOL_UDP, UDP_BIND_CONNECT, bc, len) ? -errno : 0;
+}
+
+/* bind() then connect(); 0 or -errno of the call that failed. */
+static int bind_then_connect(const struct ctx *self, int fd,
+			     const char *lip, int lport,
+			     const char *rip, int rport)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	len = addr_of(self, &ss, lip, lport);
+	if (bind(fd, (void *)&ss, len))
+		return -errno;
+	len = addr_of(self, &ss, rip, rport);
+	if (connect(fd, (void *)&ss, len))
+		return -errno;
+	return 0;
+}
+
+static int do_bind(const struct ctx *self, int fd, const char *ip,
+		   int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = addr_of(self, &ss, ip, port);
+
+	return bind(fd, (void *)&ss, len) ? -errno : 0;
+}
+
+/* A peer socket on peer_ip:@port, in the family of the datagrams. */
+static int peer(const struct ctx *self, int port)
+{
+	struct ctx p = *self;
+	int fd;
+
+	if (p.mapped) {
+		p.family = AF_INET;
+		p.mapped = false;
+	}
+	fd = udp_socket(&p, true, false);
+	if (fd >= 0 && do_bind(&p, fd, peer_ip, port)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send @n datagrams from @pfd to server_ip:@port. */
+static void send_to(const struct ctx *self, int pfd, int port, int n)
+{
+	struct ctx p = *self;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (p.mapped) {
+		p.family = AF_INET;
+		p.mapped = false;
+	}
+	len = addr_of(&p, &ss, server_ip, port);
+	while (n--)
+		sendto(pfd, "x", 1, 0, (void *)&ss, len);
+}
+
+/* Datagrams queued on @fd, all read; loopback delivers synchronously. */
+static int drain(int fd)
+{
+	char buf[64];
+	int n = 0;
+
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+		n++;
+	return n;
+}
+
+static int port_of(int fd, bool peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if ((peer ? getpeername : getsockname)(fd, (void *)&ss, &len))
+		return -errno;
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void write_file(struct __test_metadata *_metadata, const char *path,
+		       const char *val)
+{
+	int fd = open(path, O_WRONLY);
+
+	ASSERT_LE(0, fd) TH_LOG("open %s: %s", path, strerror(errno));
+	ASSERT_EQ((ssize_t)strlen(val), write(fd, val, strlen(val)));
+	close(fd);
+}
+
+/* Add @addr/@plen to @ifindex with rtnetlink, without DAD. */
+static int add_addr6(int ifindex, const char *addr, int plen)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifaddrmsg ifa;
+		struct rtattr rta;
+		struct in6_addr a;
+	} req = {
+		.nh.nlmsg_len = sizeof(req),
+		.nh.nlmsg_type = RTM_NEWADDR,
+		.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
+		.ifa.ifa_family = AF_INET6,
+		.ifa.ifa_prefixlen = plen,
+		.ifa.ifa_flags = IFA_F_NODAD,
+		.ifa.ifa_index = ifindex,
+		.rta.rta_type = IFA_LOCAL,
+		.rta.rta_len = RTA_LENGTH(sizeof(struct in6_addr)),
+	};
+	struct {
+		struct nlmsghdr nh;
+		struct nlmsgerr err;
+	} ack;
+	int fd, ret = -1;
+
+	inet_pton(AF_INET6, addr, &req.a);
+	fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+	if (fd < 0)
+		return -1;
+	if (send(fd, &req, sizeof(req), 0) == sizeof(req) &&
+	    recv(fd, &ack, sizeof(ack), 0) > 0 &&
+	    ack.nh.nlmsg_type == NLMSG_ERROR && !ack.err.error)
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+FIXTURE_SETUP(bc)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	const char *knob = getenv("UDP_HASH4");
+	int fd;
+
+	self->c.family = variant->family;
+	self->c.mapped = variant->mapped;
+
+	ASSERT_EQ(0, unshare(CLONE_NEWNET));
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, SIOCGIFFLAGS, &ifr));
+	ifr.ifr_flags |= IFF_UP;
+	ASSERT_EQ(0, ioctl(fd, SIOCSIFFLAGS, &ifr));
+	close(fd);
+	if (knob)
+		write_file(_metadata, "/proc/sys/net/ipv4/udp_hash4", knob);
+}
+
+FIXTURE_TEARDOWN(bc)
+{
+}
+
+/* 8. The socket is a bound and connected one: addresses, send(),
+ * receive, and connect(AF_UNSPEC) afterwards.
+ */
+TEST_F(bc, equivalence)
+{
+	struct sockaddr_storage ss, want;
+	int fd, p1, p2, n;
+	socklen_t len;
+	char c;
+
+	fd = udp_socket(&self->c, false, false);
+	p1 = peer(&self->c, PEER_PORT + 1);
+	p2 = peer(&self->c, PEER_PORT + 2);
+	ASSERT_LE(0, p2);
+	ASSERT_EQ(0, bind_connect(&self->c, fd, server_ip, PORT,
+				  peer_ip, PEER_PORT + 1));
+
+	len = sizeof(ss);
+	ASSERT_EQ(0, getsockname(fd, (void *)&ss, &len));
+	ASSERT_EQ(addr_of(&self->c, &want, server_ip, PORT), len);
+	ASSERT_EQ(0, memcmp(&ss, &want, len));
+	len = sizeof(ss);
+	ASSERT_EQ(0, getpeername(fd, (void *)&ss, &len));
+	ASSERT_EQ(addr_of(&self->c, &want, peer_ip, PEER_PORT + 1), len);
+	ASSERT_EQ(0, memcmp(&ss, &want, len));
+
+	/* Only its peer reaches it; send() needs no address. */
+	send_to(&self->c, p1, PORT, 3);
+	send_to(&self->c, p2, PORT, 5);
+	ASSERT_EQ(3, drain(fd));
+	ASSERT_EQ(1, send(fd, "y", 1, 0));
+	len = sizeof(ss);
+	ASSERT_EQ(1, recvfrom(p1, &c, 1, MSG_DONTWAIT, (void *)&ss, &len));
+	ASSERT_EQ(PORT, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+
+	/* connect(AF_UNSPEC): still bound to server_ip:PORT, now open to
+	 * every peer, as after bind() and connect().
+	 */
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNSPEC;
+	ASSERT_EQ(0, connect(fd, (void *)&ss, sizeof(ss)));
+	ASSERT_EQ(-ENOTCONN, port_of(fd, true));
+	ASSERT_EQ(PORT, port_of(fd, false));
+	send_to(&self->c, p1, PORT, 2);
+	send_to(&self->c, p2, PORT, 4);
+	n = drain(fd);
+	ASSERT_EQ(6, n);
+	/* And it may be connected again, like any socket. */
+	len = addr_of(&self->c, &ss, peer_ip, PEER_PORT + 2);
+	ASSERT_EQ(0, connect(fd, (void *)&ss, len));
+	send_to(&self->c, p1, PORT, 2);
+	send_to(&self->c, p2, PORT, 4);
+	ASSERT_EQ(4, drain(fd));
+	close(fd);
+	close(p1);
+	close(p2);
+}
+
+/* 1, reproduced: with bind() then connect(), a datagram of another flow
+ * sent between the two calls lands in the per-flow socket, which sits at
+ * the head of the chain. It does on every kernel.
+ */
+TEST_F(bc, window_bind_then_connect)
+{
+	int lst, fd, foreign, p1;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	lst = udp_socket(&self->c, true, false);
+	ASSERT_EQ(0, do_bind(&self->c, lst, server_ip, PORT));
+	foreign = peer(&self->c, FOREIGN_PORT);
+	p1 = peer(&self->c, PEER_PORT + 1);
+	ASSERT_LE(0, p1);
+
+	fd = udp_socket(&self->c, true, false);
+	ASSERT_EQ(0, do_bind(&self->c, fd, server_ip, PORT));
+	send_to(&self->c, foreign, PORT, 1);	/* between bind and connect */
+	len = addr_of(&self->c, &ss, peer_ip, PEER_PORT + 1);
+	ASSERT_EQ(0, connect(fd, (void *)&ss, len));
+	send_to(&self->c, p1, PORT, 1);
+
+	EXPECT_EQ(2, drain(fd)) TH_LOG("the foreign datagram and its own");
+	EXPECT_EQ(0, drain(lst));
+}
+
+/* 1: with UDP_BIND_CONNECT the same datagram goes to the listener. */
+TEST_F(bc, window_setsockopt)
+{
+	int lst, fd, foreign, p1;
+
+	lst = udp_socket(&self->c, true, false);
+	ASSERT_EQ(0, do_bind(&self->c, lst, server_ip, PORT));
+	foreign = peer(&self->c, FOREIGN_PORT);
+	p1 = peer(&self->c, PEER_PORT + 1);
+	ASSERT_LE(0, p1);
+
+	fd = udp_socket(&self->c, true, false);
+	ASSERT_EQ(0, bind_connect(&self->c, fd, server_ip, PORT,
+				  peer_ip, PEER_PORT + 1));
+	send_to(&self->c, foreign, PORT, 1);
+	send_to(&self->c, p1, PORT, 1);
+
+	EXPECT_EQ(1, drain(fd));
+	EXPECT_EQ(1, drain(lst));
+}
+
+/* For each foreign peer, which of @n sockets got its one datagram. */
+static void spread(const struct ctx *self, int *fds, int n,
+		   int *owner)
+{
+	char buf[8];
+	int i, j;
+
+	for (i = 0; i < NR_PEERS; i++) {
+		int p = peer(self, FOREIGN_PORT + i);
+
+		send_to(self, p, PORT, 1);
+		close(p);
+		owner[i] = -1;
+		for (j = 0; j < n; j++)
+			if (recv(fds[j], buf, sizeof(buf), MSG_DONTWAIT) == 1)
+				owner[i] = owner[i] == -1 ? j : -2;
+	}
+}
+
+/* 2: the per-flow socket joins no group and changes no listener's flows,
+ * and a listener bound after it joins the group of the others.
+ */
+TEST_F(bc, no_side_effects)
+{
+	int before[NR_PEERS], after[NR_PEERS], fds[4], i, fd, p1;
+	struct sockaddr_storage ss;
+	int counts[4] = {};
+
+	fds[0] = udp_socket(&self->c, false, true);
+	fds[1] = udp_socket(&self->c, false, true);
+	ASSERT_EQ(0, do_bind(&self->c, fds[0], server_ip, PORT));
+	ASSERT_EQ(0, do_bind(&self->c, fds[1], server_ip, PORT));
+	spread(&self->c, fds, 2, before);
+
+	fd = udp_socket(&self->c, false, true);
+	ASSERT_EQ(0, bind_connect(&self->c, fd, server_ip, PORT,
+				  peer_ip, PEER_PORT + 1));
+	spread(&self->c, fds, 2, after);
+	for (i = 0; i < NR_PEERS; i++) {
+		ASSERT_LE(0, before[i]);
+		ASSERT_EQ(before[i], after[i]) TH_LOG("peer %d moved", i);
+	}
+	ASSERT_EQ(0, drain(fd));
+
+	/* A third listener: the group of three takes every foreign flow. */
+	fds[2] = udp_socket(&self->c, false, true);
+	ASSERT_EQ(0, do_bind(&self->c, fds[2], server_ip, PORT));
+	fds[3] = fd;
+	spread(&self->c, fds, 4, after);
+	for (i = 0; i < NR_PEERS; i++) {
+		ASSERT_LE(0, after[i]) TH_LOG("peer %d: %d", i, after[i]);
+		counts[after[i]]++;
+	}
+	EXPECT_EQ(0, counts[3]);
+	EXPECT_LT(0, counts[2]) TH_LOG("the new listener got no flow");
+	EXPECT_EQ(NR_PEERS, counts[0] + counts[1] + counts[2]);
+
+	/* Its own flow still reaches it. */
+	p1 = peer(&self->c, PEER_PORT + 1);
+	send_to(&self->c, p1, PORT, 7);
+	EXPECT_EQ(7, drain(fd));
+	EXPECT_EQ(0, drain(fds[0]) + drain(fds[1]) + drain(fds[2]));
+
+	/* Disconnected, it joins the group as a bound socket would have. */
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNSPEC;
+	ASSERT_EQ(0, connect(fd, (void *)&ss, sizeof(ss)));
+	memset(counts, 0, sizeof(counts));
+	spread(&self->c, fds, 4, after);
+	for (i = 0; i < NR_PEERS; i++) {
+		ASSERT_LE(0, after[i]) TH_LOG("peer %d: %d", i, after[i]);
+		counts[after[i]]++;
+	}
+	EXPECT_LT(0, counts[3]) TH_LOG("not in the group");
+	EXPECT_EQ(NR_PEERS, counts[0] + counts[1] + counts[2] + counts[3]);
+}
+
+/* 3: one socket per 4-tuple, whatever SO_REUSEADDR and SO_REUSEPORT say;
+ * bind()+connect() keeps allowing duplicates.
+ */
+TEST_F(bc, unique)
+{
+	int a, b, c, d;
+
+	a = udp_socket(&self->c, true, true);
+	b = udp_socket(&self->c, true, true);
+	ASSERT_EQ(0, bind_connect(&self->c, a, server_ip, PORT,
+				  peer_ip, PEER_PORT + 1));
+	EXPECT_EQ(-EADDRINUSE, bind_connect(&self->c, b, server_ip, PORT,
+					    peer_ip, PEER_PORT + 1));
+	/* Another peer port is another 4-tuple. */
+	EXPECT_EQ(0, bind_connect(&self->c, b, server_ip, PORT,
+				  peer_ip, PEER_PORT + 2));
+
+	/* A 4-tuple taken by bind()+connect() is taken too. */
+	c = udp_socket(&self->c, true, true);
+	d = udp_socket(&self->c, true, true);
+	ASSERT_EQ(0, bind_then_connect(&self->c, c, server_ip, PORT,
+				       peer_ip, PEER_PORT + 3));
+	EXPECT_EQ(-EADDRINUSE, bind_connect(&self->c, d, server_ip, PORT,
+					    peer_ip, PEER_PORT + 3));
+	/* bind()+connect() itself is unchanged: it makes a duplicate. */
+	EXPECT_EQ(0, bind_then_connect(&self->c, d, server_ip, PORT,
+				       peer_ip, PEER_PORT + 3));
+
+	/* Once the holder is gone, the 4-tuple is free. */
+	close(a);
+	a = udp_socket(&self->c, true, true);
+	EXPECT_EQ(0, bind_connect(&self->c, a, server_ip, PORT,
+				  peer_ip, PEER_PORT + 1));
+	/* More than 10 sockets on the port: bind() checks by address. */
+	for (int i = 0; i < 12; i++) {
+		int s = udp_socket(&self->c, true, false);
+
+		ASSERT_EQ(0, bind_connect(&self->c, s, server_ip, PORT,
+					  peer_ip, PEER_PORT + 10 + i));
+	}
+	b = udp_socket(&self->c, true, false);
+	EXPECT_EQ(-EADDRINUSE, bind_connect(&self->c, b, server_ip, PORT,
+					    peer_ip, PEER_PORT + 15));
+}
+
+/* Open a socket owned by @uid (its fsuid when created). */
+static int socket_as(const struct ctx *self, uid_t uid, bool reuseaddr,
+		     bool reuseport)
+{
+	int fd;
+
+	setfsuid(uid);
+	fd = udp_socket(self, reuseaddr, reuseport);
+	setfsuid(0);
+	return fd;
+}
+
+/* 4: the option may share a port only where bind() may, same uid rules.
+ * Each case: a holder owned by uid 1000 on server_ip:PORT, then uid 1000
+ * or 1001 asks; the answer must be bind()'s.
+ */
+TEST_F(bc, ownership)
+{
+	static const struct {
+		bool h_addr, h_port;	/* holder's SO_REUSEADDR/PORT */
+		uid_t uid;		/* who asks */
+		bool addr, port;	/* and with which options */
+		int want;
+	} cases[] = {
+		{ false, false, 1001, true, true, -EADDRINUSE },
+		{ false, false, 1000, true, true, -EADDRINUSE },
+		{ false, true, 1001, false, true, -EADDRINUSE },
+		{ false, true, 1001, true, true, -EADDRINUSE },
+		{ false, true, 1000, false, true, 0 },
+		{ true, false, 1001, true, false, 0 },
+		{ true, true, 1001, false, true, -EADDRINUSE },
+		{ true, false, 1001, false, true, -EADDRINUSE },
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		int h, b, s;
+
+		h = socket_as(&self->c, 1000, cases[i].h_addr, cases[i].h_port);
+		ASSERT_EQ(0, do_bind(&self->c, h, server_ip, PORT));
+		b = socket_as(&self->c, cases[i].uid, cases[i].addr,
+			      cases[i].port);
+		s = socket_as(&self->c, cases[i].uid, cases[i].addr,
+			      cases[i].port);
+		EXPECT_EQ(cases[i].want, do_bind(&self->c, b, server_ip, PORT))
+			TH_LOG("case %u: bind()", i);
+		EXPECT_EQ(cases[i].want,
+			  bind_connect(&self->c, s, server_ip, PORT,
+				       peer_ip, PEER_PORT + 1))
+			TH_LOG("case %u: UDP_BIND_CONNECT", i);
+		close(h);
+		close(b);
+		close(s);
+	}
+}
+
+/* 5: local port 0 picks a port that makes the 4-tuple unique; with two
+ * ports in the range, two sockets to one peer fit and a third does not,
+ * while a socket to another peer reuses a port.
+ */
+TEST_F(bc, port_zero)
+{
+	int a, b, c, d, pa, pb, p1;
+
+	write_file(_metadata, "/proc/sys/net/ipv4/ip_local_port_range",
+		   "41000 41001");
+	a = udp_socket(&self->c, true, false);
+	b = udp_socket(&self->c, true, false);
+	c = udp_socket(&self->c, true, false);
+	d = udp_socket(&self->c, true, false);
+	ASSERT_EQ(0, bind_connect(&self->c, a, server_ip, 0,
+				  peer_ip, PEER_PORT + 1));
+	ASSERT_EQ(0, bind_connect(&self->c, b, server_ip, 0,
+				  peer_ip, PEER_PORT + 1));
+	pa = port_of(a, false);
+	pb = port_of(b, false);
+	EXPECT_NE(pa, pb);
+	EXPECT_LE(41000, pa);
+	EXPECT_GE(41001, pa);
+	EXPECT_LE(41000, pb);
+	EXPECT_GE(41001, pb);
+	EXPECT_EQ(-EADDRINUSE, bind_connect(&self->c, c, server_ip, 0,
+					    peer_ip, PEER_PORT + 1));
+	EXPECT_EQ(0, port_of(c, false));
+	EXPECT_EQ(0, bind_connect(&self->c, c, server_ip, 0,
+				  peer_ip, PEER_PORT + 2));
+	EXPECT_LE(41000, port_of(c, false));
+
+	/* The wildcard address takes the route's source address. */
+	EXPECT_EQ(0, bind_connect(&self->c, d, "0.0.0.0", 0,
+				  peer_ip, PEER_PORT + 3));
+	p1 = peer(&self->c, PEER_PORT + 1);
+	send_to(&self->c, p1, pa, 2);
+	send_to(&self->c, p1, pb, 3);
+	EXPECT_EQ(2, drain(a));
+	EXPECT_EQ(3, drain(b));
+}
+
+/* 6: link-local IPv6 addresses with scope ids (IPv6 variant only). */
+TEST_F(bc, scope_id)
+{
+	struct sockaddr_in6 *l, *r, ss;
+	struct udp_bind_connect bc;
+	int lo = if_nametoindex("lo");
+	int fd, p, fd2;
+	socklen_t len;
+
+	if (self->c.family != AF_INET6 || self->c.mapped)
+		SKIP(return, "link-local addresses are IPv6");
+	ASSERT_EQ(0, add_addr6(lo, "fe80::1", 64));
+
+	memset(&bc, 0, sizeof(bc));
+	l = (void *)&bc.local;
+	r = (void *)&bc.remote;
+	l->sin6_family = AF_INET6;
+	r->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "fe80::1", &l->sin6_addr);
+	inet_pton(AF_INET6, "fe80::1", &r->sin6_addr);
+	l->sin6_port = htons(PORT);
+	r->sin6_port = htons(PEER_PORT + 1);
+
+	/* No scope id and no bound device: EINVAL, as for bind(). */
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	ASSERT_EQ(-EINVAL, bcall(fd, &bc, sizeof(bc)));
+	/* Two different scope ids: EINVAL. */
+	l->sin6_scope_id = lo;
+	r->sin6_scope_id = lo + 100;
+	ASSERT_EQ(-EINVAL, bcall(fd, &bc, sizeof(bc)));
+	r->sin6_scope_id = lo;
+	ASSERT_EQ(0, bcall(fd, &bc, sizeof(bc)));
+	len = sizeof(ss);
+	ASSERT_EQ(0, getsockname(fd, (void *)&ss, &len));
+	EXPECT_EQ(lo, ss.sin6_scope_id);
+	len = sizeof(ss);
+	ASSERT_EQ(0, getpeername(fd, (void *)&ss, &len));
+	EXPECT_EQ(lo, ss.sin6_scope_id);
+
+	/* Its peer reaches it, another port on the same address does not. */
+	p = socket(AF_INET6, SOCK_DGRAM, 0);
+	fd2 = socket(AF_INET6, SOCK_DGRAM, 0);
+	ss = *r;
+	ASSERT_EQ(0, bind(p, (void *)&ss, sizeof(ss)));
+	ss.sin6_port = htons(FOREIGN_PORT);
+	ASSERT_EQ(0, bind(fd2, (void *)&ss, sizeof(ss)));
+	ASSERT_EQ(1, sendto(p, "x", 1, 0, (void *)l, sizeof(*l)));
+	ASSERT_EQ(1, sendto(fd2, "x", 1, 0, (void *)l, sizeof(*l)));
+	EXPECT_EQ(1, drain(fd));
+}
+
+/* 6: addresses of the wrong family. */
+TEST_F(bc, families)
+{
+	struct udp_bind_connect bc;
+	int fd, v6only = 1;
+
+	fd = udp_socket(&self->c, false, false);
+	addr_of(&self->c, &bc.local, server_ip, PORT);
+	addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
+	bc.remote.ss_family = self->c.family == AF_INET ? AF_INET6 : AF_INET;
+	EXPECT_EQ(-EAFNOSUPPORT, bcall(fd, &bc, sizeof(bc)));
+	bc.remote.ss_family = AF_UNSPEC;
+	EXPECT_EQ(-EAFNOSUPPORT, bcall(fd, &bc, sizeof(bc)));
+	addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
+	bc.local.ss_family = AF_UNSPEC;
+	EXPECT_EQ(-EAFNOSUPPORT, bcall(fd, &bc, sizeof(bc)));
+
+	if (self->c.family == AF_INET6) {
+		/* A v4-mapped address on one side only. */
+		struct ctx other = self->c;
+
+		other.mapped = !self->c.mapped;
+		addr_of(&self->c, &bc.local, server_ip, PORT);
+		addr_of(&other, &bc.remote, peer_ip, PEER_PORT + 1);
+		EXPECT_EQ(-1, setsockopt(fd, SOL_UDP, UDP_BIND_CONNECT,
+					 &bc, sizeof(bc)));
+		EXPECT_EQ(EAFNOSUPPORT, errno);
+		/* v4-mapped on an IPV6_V6ONLY socket. */
+		if (self->c.mapped) {
+			addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
+			ASSERT_EQ(0, setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+						&v6only, sizeof(v6only)));
+			EXPECT_EQ(-1, setsockopt(fd, SOL_UDP, UDP_BIND_CONNECT,
+						 &bc, sizeof(bc)));
+			EXPECT_EQ(EAFNOSUPPORT, errno);
+		}
+	}
+	EXPECT_EQ(0, port_of(fd, false));
+	EXPECT_EQ(-ENOTCONN, port_of(fd, true));
+}
+
+/* The socket is as it was: unbound and unconnected, and usable. */
+static void unchanged(struct __test_metadata *_metadata,
+		      const struct ctx *self, int fd, int i)
+{
+	ASSERT_EQ(0, port_of(fd, false)) TH_LOG("case %d", i);
+	ASSERT_EQ(-ENOTCONN, port_of(fd, true)) TH_LOG("case %d", i);
+}
+
+/* 7: each error, its errno, and a socket left as it was. */
+TEST_F(bc, errors)
+{
+	struct udp_bind_connect bc;
+	int fd, one = 1, i = 0, status;
+	pid_t pid;
+
+	fd = udp_socket(&self->c, false, false);
+	addr_of(&self->c, &bc.local, server_ip, PORT);
+	addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
+
+	/* optlen other than the struct's size */
+	EXPECT_EQ(-EINVAL, bcall(fd, &bc, sizeof(bc) - 1));
+	unchanged(_metadata, &self->c, fd, i++);
+	EXPECT_EQ(-EINVAL, bcall(fd, &bc, sizeof(bc) + 1));
+	EXPECT_EQ(-EINVAL, bcall(fd, &bc, 0));
+	/* a bad pointer */
+	EXPECT_EQ(-EFAULT, bcall(fd, (void *)8, sizeof(bc)));
+	unchanged(_metadata, &self->c, fd, i++);
+
+	/* remote port 0, remote wildcard address */
+	addr_of(&self->c, &bc.remote, peer_ip, 0);
+	EXPECT_EQ(-EINVAL, bcall(fd, &bc, sizeof(bc)));
+	addr_of(&self->c, &bc.remote, "0.0.0.0", PEER_PORT + 1);
+	if (self->c.mapped)	/* ::ffff:0.0.0.0, not :: */
+		inet_pton(AF_INET6, "::ffff:0.0.0.0",
+			  &((struct sockaddr_in6 *)&bc.remote)->sin6_addr);
+	EXPECT_EQ(-EINVAL, bcall(fd, &bc, sizeof(bc)));
+	unchanged(_metadata, &self->c, fd, i++);
+
+	/* a local address that is not local: EADDRNOTAVAIL, unless
+	 * IP_FREEBIND; then no route to the peer: ENETUNREACH.
+	 */
+	addr_of(&self->c, &bc.local, "192.0.2.1", PORT);
+	addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
+	EXPECT_EQ(-EADDRNOTAVAIL, bcall(fd, &bc, sizeof(bc)));
+	unchanged(_metadata, &self->c, fd, i++);
+	addr_of(&self->c, &bc.local, server_ip, PORT);
+	addr_of(&self->c, &bc.remote, "192.0.2.2", PEER_PORT + 1);
+	EXPECT_EQ(-ENETUNREACH, bcall(fd, &bc, sizeof(bc)));
+	unchanged(_metadata, &self->c, fd, i++);
+
+	/* a privileged port without CAP_NET_BIND_SERVICE: EACCES */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		addr_of(&self->c, &bc.local, server_ip, 443);
+		addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
+		if (setresuid(1000, 1000, 1000))
+			_exit(2);
+		_exit(setsockopt(fd, SOL_UDP, UDP_BIND_CONNECT, &bc,
+				 sizeof(bc)) == -1 && errno == EACCES ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("EACCES for port 443");
+	unchanged(_metadata, &self->c, fd, i++);
+
+	/* After all that, the call works, and a second one fails: EISCONN. */
+	addr_of(&self->c, &bc.local, server_ip, PORT);
+	addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
+	ASSERT_EQ(0, bcall(fd, &bc, sizeof(bc)));
+	EXPECT_EQ(-EISCONN, bcall(fd, &bc, sizeof(bc)));
+	EXPECT_EQ(PORT, port_of(fd, false));
+	close(fd);
+
+	/* A bound socket: EINVAL, as for a second bind(); it stays bound. */
+	fd = udp_socket(&self->c, true, false);
+	ASSERT_EQ(0, do_bind(&self->c, fd, server_ip, PORT + 1));
+	EXPECT_EQ(-EINVAL, bcall(fd, &bc, sizeof(bc)));
+	EXPECT_EQ(PORT + 1, port_of(fd, false));
+	close(fd);
+
+	/* A connected socket: EISCONN. */
+	fd = udp_socket(&self->c, false, false);
+	ASSERT_EQ(0, connect(fd, (void *)&bc.remote,
+			     self->c.family == AF_INET ?
+			     sizeof(struct sockaddr_in) :
+			     sizeof(struct sockaddr_in6)));
+	EXPECT_EQ(-EISCONN, bcall(fd, &bc, sizeof(bc)));
+	close(fd);
+
+	/* With IP_FREEBIND the local address passes, and the answer is the
+	 * one of bind() and connect() with the same addresses.
+	 */
+	for (i = 0; i < 2; i++) {
+		int want;
+
+		fd = udp_socket(&self->c, false, false);
+		ASSERT_EQ(0, setsockopt(fd, SOL_IP, IP_FREEBIND,
+					&one, sizeof(one)));
+		if (i == 0) {
+			want = bind_then_connect(&self->c, fd, "192.0.2.1",
+						 PORT, peer_ip, PEER_PORT + 1);
+			EXPECT_NE(-EADDRNOTAVAIL, want);
+		} else {
+			EXPECT_EQ(want, bind_connect(&self->c, fd, "192.0.2.1",
+						     PORT, peer_ip,
+						     PEER_PORT + 1));
+		}
+		close(fd);
+	}
+}
+
+/* The race: flooders send from foreign peers to server_ip:PORT while the
+ * main thread sets up per-flow sockets to peers that never send; any
+ * datagram in a per-flow socket is foreign.
+ */
+struct flood {
+	const struct ctx *self;
+	bool stop;	/* read and written atomically */
+	int port;
+	long sent;
+};
+
+static void *flooder(void *arg)
+{
+	struct flood *f = arg;
+	int p = peer(f->self, f->port);
+
+	while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
+		send_to(f->self, p, PORT, 16);
+		f->sent += 16;
+	}
+	close(p);
+	return NULL;
+}
+
+/* Set up @nr per-flow sockets with @use_opt or bind()+connect(), under a
+ * flood; return how many foreign datagrams they got. The flows yield the
+ * CPU between the two calls, as a preempted server would.
+ */
+static long race(struct __test_metadata *_metadata,
+		 const struct ctx *self, bool use_opt, int nr)
+{
+	struct flood f[2] = {
+		{ .self = self, .port = FOREIGN_PORT },
+		{ .self = self, .port = FOREIGN_PORT + 1 },
+	};
+	struct sockaddr_storage ss;
+	pthread_t th[2];
+	long foreign = 0;
+	int lst, i, fd;
+	socklen_t len;
+
+	lst = udp_socket(self, true, false);
+	EXPECT_EQ(0, do_bind(self, lst, server_ip, PORT));
+	for (i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, flooder, &f[i]);
+	usleep(10000);
+	for (i = 0; i < nr; i++) {
+		fd = udp_socket(self, true, false);
+		if (use_opt) {
+			ASSERT_EQ(0, bind_connect(self, fd, server_ip, PORT,
+						  peer_ip,
+						  PEER_PORT + i % 5000));
+		} else {
+			ASSERT_EQ(0, do_bind(self, fd, server_ip, PORT));
+			sched_yield();
+			len = addr_of(self, &ss, peer_ip, PEER_PORT + i % 5000);
+			ASSERT_EQ(0, connect(fd, (void *)&ss, len));
+		}
+		foreign += drain(fd);
+		close(fd);
+		if (i % 64 == 0)
+			drain(lst);
+	}
+	for (i = 0; i < 2; i++) {
+		__atomic_store_n(&f[i].stop, true, __ATOMIC_RELAXED);
+		pthread_join(th[i], NULL);
+	}
+	close(lst);
+	ksft_print_msg("%s: %d flows, %ld datagrams flooded, %ld foreign\n",
+		       use_opt ? "UDP_BIND_CONNECT" : "bind()+connect()",
+		       nr, f[0].sent + f[1].sent, foreign);
+	return foreign;
+}
+
+#define RACE_FLOWS	2000
+
+TEST_F_TIMEOUT(bc, race_bind_then_connect, 120)
+{
+	EXPECT_LT(0, race(_metadata, &self->c, false, RACE_FLOWS));
+}
+
+TEST_F_TIMEOUT(bc, race_setsockopt, 120)
+{
+	EXPECT_EQ(0, race(_metadata, &self->c, true, RACE_FLOWS));
+}
+
+/* Random input: lengths, families, addresses, ports and socket states.
+ * Only documented errnos, and a success gives the asked addresses.
+ */
+TEST_F_TIMEOUT(bc, fuzz, 120)
+{
+	static const char *const v4[] = {
+		"127.0.0.1", "127.0.0.2", "0.0.0.0", "192.0.2.1",
+		"224.0.0.1", "255.255.255.255", "127.255.255.255",
+	};
+	static const char *const v6[] = {
+		"::1", "::", "::ffff:127.0.0.1", "::ffff:0.0.0.0", "fe80::1",
+		"ff02::1", "2001:db8::1", "::ffff:224.0.0.1",
+	};
+	static const int ok[] = {
+		0, EINVAL, EAFNOSUPPORT, EISCONN, EADDRNOTAVAIL, ENETUNREACH,
+		EADDRINUSE, EACCES, EFAULT, ENODEV,
+	};
+	unsigned char buf[2 * sizeof(struct udp_bind_connect)];
+	int i, j, seen[4] = {};
+
+	srand(42 + self->c.family + self->c.mapped);
+	for (i = 0; i < 3000; i++) {
+		struct udp_bind_connect *bc = (void *)buf;
+		int fd, one = 1, len, err, k;
+
+		fd = socket(rand() % 2 ? AF_INET : AF_INET6,
+			    SOCK_DGRAM | SOCK_NONBLOCK, 0);
+		ASSERT_LE(0, fd);
+		if (rand() % 4 == 0)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4);
+		if (rand() % 4 == 0)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4);
+		if (rand() % 8 == 0)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, 4);
+		if (rand() % 8 == 0)
+			setsockopt(fd, SOL_IP, IP_FREEBIND, &one, 4);
+
+		for (j = 0; j < (int)sizeof(buf); j++)
+			buf[j] = rand();
+		for (k = 0; k < 2; k++) {
+			void *ss = k ? (void *)&bc->remote : (void *)&bc->local;
+			struct sockaddr_in6 *sin6 = ss;
+			struct sockaddr_in *sin = ss;
+			int port = rand() % 3 ? 4000 + rand() % 4 : 0;
+
+			switch (rand() % 5) {
+			case 0:
+			case 1:
+				sin->sin_family = AF_INET;
+				inet_pton(AF_INET, v4[rand() % 7],
+					  &sin->sin_addr);
+				sin->sin_port = htons(port);
+				break;
+			case 2:
+			case 3:
+				sin6->sin6_family = AF_INET6;
+				inet_pton(AF_INET6, v6[rand() % 8],
+					  &sin6->sin6_addr);
+				sin6->sin6_port = htons(port);
+				if (rand() % 2)
+					sin6->sin6_scope_id = rand() % 3;
+				if (rand() % 2)
+					sin6->sin6_flowinfo = 0;
+				break;
+			default:
+				break;	/* random bytes */
+			}
+		}
+		switch (rand() % 6) {
+		case 0:
+			len = rand() % sizeof(buf);
+			break;
+		default:
+			len = sizeof(*bc);
+		}
+		err = setsockopt(fd, SOL_UDP, UDP_BIND_CONNECT,
+				 rand() % 50 ? buf : NULL, len) ? errno : 0;
+		for (j = 0; j < (int)ARRAY_SIZE(ok); j++)
+			if (ok[j] == err)
+				break;
+		ASSERT_LT(j, (int)ARRAY_SIZE(ok))
+			TH_LOG("iteration %d: errno %d (%s)", i, err,
+			       strerror(err));
+		if (!err) {
+			struct sockaddr_storage peer;
+			socklen_t plen = sizeof(peer);
+
+			ASSERT_EQ(0, getpeername(fd, (void *)&peer, &plen));
+			ASSERT_EQ(((struct sockaddr_in *)&bc->remote)->sin_port,
+				  ((struct sockaddr_in *)&peer)->sin_port);
+			seen[0]++;
+		} else {
+			seen[err == EINVAL ? 1 : err == EAFNOSUPPORT ? 2 : 3]++;
+		}
+		close(fd);
+	}
+	ksft_print_msg("fuzz: %d ok, %d EINVAL, %d EAFNOSUPPORT, %d other\n",
+		       seen[0], seen[1], seen[2], seen[3]);
+	EXPECT_LT(0, seen[0]);
+}
+
+TEST_HARNESS_MAIN
