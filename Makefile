@@ -8,9 +8,10 @@ run:			## boot stock and patched 6.12, show where datagrams land
 check:			## build what is stale, run all selftests on both kernels
 	scripts/check
 
-bench:			## lookup (hash4 on/off/stock) and socket setup benchmarks
+bench:			## lookup (hash4 on/off/stock), socket setup, migration cost
 	scripts/run-bench
 	scripts/run-bench-setup
+	scripts/run-bench-migrate
 
 kernel:			## the patched debug (test) kernel only
 	scripts/build-kernel debug

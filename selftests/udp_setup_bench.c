@@ -12,10 +12,14 @@
  *
  * For each N, each way sets up N sockets (127.0.0.1:4433 to 127.0.0.2,
  * one peer port each) beside one listener, in its own netns, in rounds
- * that alternate the order of the ways. Prints one line per way and N:
- *   result mode=M n=N ns_per_socket=X rate=R
+ * that alternate the order of the ways. Prints one line per way and N,
+ * with the median and the minimum over the rounds:
+ *   result mode=M n=N ns_per_socket=MEDIAN ns_min=MIN rate=R
  *
- *   udp_setup_bench [-n 1000,10000] [-r rounds]
+ * Each run waits -s seconds after the previous one, whose netns is being
+ * torn down meanwhile.
+ *
+ *   udp_setup_bench [-n 1000,10000] [-r rounds] [-s settle]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -51,6 +55,7 @@ struct udp_bind_connect {
 #endif
 
 #define PORT		4433
+#define MAX_ROUNDS	15
 #define PEER_PORT	10000
 
 enum mode { SETSOCKOPT, BIND, EMULATION, NR_MODES };
@@ -163,6 +168,13 @@ static int setup(enum mode mode, int nl, int pport)
 	return fd;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -212,30 +224,35 @@ static void run(enum mode mode, int n, int pipefd)
 
 int main(int argc, char **argv)
 {
-	int sizes[16], nsizes = 0, rounds = 3, opt, s, r, k;
+	int sizes[16], nsizes = 0, rounds = 5, settle = 3, opt, s, r, k;
 	char *list = "1000,10000", *tok;
 	struct rlimit rl;
 
-	while ((opt = getopt(argc, argv, "n:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:s:")) != -1) {
 		if (opt == 'n')
 			list = optarg;
 		else if (opt == 'r')
 			rounds = atoi(optarg);
+		else if (opt == 's')
+			settle = atoi(optarg);
 		else
 			return 2;
 	}
 	for (tok = strtok(list, ","); tok && nsizes < 16; tok = strtok(NULL, ","))
 		sizes[nsizes++] = atoi(tok);
 	if (!nsizes || rounds < 1) {
-		fprintf(stderr, "usage: %s [-n N,N...] [-r rounds]\n", argv[0]);
+		fprintf(stderr, "usage: %s [-n N,N...] [-r rounds] [-s secs]\n",
+			argv[0]);
 		return 2;
 	}
 	rl.rlim_cur = rl.rlim_max = 200000;
 	if (setrlimit(RLIMIT_NOFILE, &rl))
 		die("RLIMIT_NOFILE");
 
+	if (rounds > MAX_ROUNDS)
+		rounds = MAX_ROUNDS;
 	for (s = 0; s < nsizes; s++) {
-		double sum[NR_MODES] = {};
+		double t[NR_MODES][MAX_ROUNDS];
 
 		for (r = 0; r < rounds; r++) {
 			for (k = 0; k < NR_MODES; k++) {
@@ -258,13 +275,19 @@ int main(int argc, char **argv)
 				}
 				close(p[0]);
 				close(p[1]);
-				sum[m] += ns;
+				t[m][r] = ns;
+				fprintf(stderr, "round %d %s n=%d: %.0f ns\n",
+					r, mode_name[m], sizes[s], ns);
+				/* Let the netns and its sockets go first. */
+				sleep(settle);
 			}
 		}
-		for (k = 0; k < NR_MODES; k++)
-			printf("result mode=%s n=%d ns_per_socket=%.0f rate=%.0f\n",
-			       mode_name[k], sizes[s], sum[k] / rounds,
-			       1e9 * rounds / sum[k]);
+		for (k = 0; k < NR_MODES; k++) {
+			qsort(t[k], rounds, sizeof(double), cmp_double);
+			printf("result mode=%s n=%d ns_per_socket=%.0f ns_min=%.0f rate=%.0f\n",
+			       mode_name[k], sizes[s], t[k][rounds / 2],
+			       t[k][0], 1e9 / t[k][rounds / 2]);
+		}
 		fflush(stdout);
 	}
 	return 0;
