@@ -520,12 +520,14 @@ static long run_load(struct __test_metadata *_metadata, const struct ctx *c,
 {
 	int fds[2], i, k = 0, received = 0;
 	struct blast b = { .c = c };
-	long f0, o0;
+	long f0, o0, n0, e0;
 	pthread_t th;
 
 	set_migrate(_metadata, on);
 	f0 = failed();
 	o0 = counter("/proc/net/snmp", "Udp:RcvbufErrors");
+	n0 = counter("/proc/net/snmp", "Udp:NoPorts");
+	e0 = counter("/proc/net/snmp", "Udp:InErrors");
 	fds[0] = member(c);
 	fds[1] = member(c);
 	pthread_create(&th, NULL, blaster, &b);
@@ -547,6 +549,9 @@ static long run_load(struct __test_metadata *_metadata, const struct ctx *c,
 		       on, k, *sent_out, received);
 	ksft_print_msg("UdpMigrateFailure %ld, RcvbufErrors %ld\n",
 		       *fail_out, *ovf_out);
+	ksft_print_msg("NoPorts %ld, InErrors %ld\n",
+		       counter("/proc/net/snmp", "Udp:NoPorts") - n0,
+		       counter("/proc/net/snmp", "Udp:InErrors") - e0);
 	return received;
 }
 

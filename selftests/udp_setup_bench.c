@@ -12,8 +12,9 @@
  *
  * For each N, each way sets up N sockets (127.0.0.1:4433 to 127.0.0.2,
  * one peer port each) beside one listener, in its own netns, in rounds
- * that alternate the order of the ways. Prints one line per way and N,
- * with the median and the minimum over the rounds:
+ * that alternate the order of the ways, after one uncounted warm-up
+ * round. Prints one line per way and N, with the median and the minimum
+ * over the rounds:
  *   result mode=M n=N ns_per_socket=MEDIAN ns_min=MIN rate=R
  *
  * Each run waits -s seconds after the previous one, whose netns is being
@@ -254,9 +255,10 @@ int main(int argc, char **argv)
 	for (s = 0; s < nsizes; s++) {
 		double t[NR_MODES][MAX_ROUNDS];
 
-		for (r = 0; r < rounds; r++) {
+		/* Round -1 warms the VM up and is not counted. */
+		for (r = -1; r < rounds; r++) {
 			for (k = 0; k < NR_MODES; k++) {
-				enum mode m = (k + r) % NR_MODES;
+				enum mode m = (k + r + NR_MODES) % NR_MODES;
 				int p[2], status;
 				double ns;
 				pid_t pid;
@@ -275,7 +277,8 @@ int main(int argc, char **argv)
 				}
 				close(p[0]);
 				close(p[1]);
-				t[m][r] = ns;
+				if (r >= 0)
+					t[m][r] = ns;
 				fprintf(stderr, "round %d %s n=%d: %.0f ns\n",
 					r, mode_name[m], sizes[s], ns);
 				/* Let the netns and its sockets go first. */
