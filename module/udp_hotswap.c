@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * udp_hotswap: one operator-facing place for the knobs and counters of the
+ * udp-hotswap series (net.ipv4.udp_hash4, net.ipv4.udp_migrate, UdpMigrate,
+ * UdpMigrateFailure), per network namespace, in /proc/net/udp_hotswap/.
+ *
+ * Work in progress: the knobs, their defaults for new namespaces and the
+ * counters are here; the reuseport-group inspector is not written yet.
+ *
+ *   hash4_default=-1|0|1    net.ipv4.udp_hash4 of namespaces created after
+ *   migrate_default=-1|0|1  load (and net.ipv4.udp_migrate); -1 keeps the
+ *                           kernel's default
+ *
+ *   /proc/net/udp_hotswap/knobs     "name value  meaning" lines; write
+ *                                   "name=value" to set one
+ *   /proc/net/udp_hotswap/counters  "name value" lines
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/string.h>
+#include <net/ip.h>
+#include <net/net_namespace.h>
+#include <net/netns/generic.h>
+#include <net/udp.h>
+
+/* A module parameter that takes -1, 0 or 1 only. */
+static int param_set_tristate(const char *val, const struct kernel_param *kp)
+{
+	int v, err = kstrtoint(val, 0, &v);
+
+	if (err)
+		return err;
+	if (v < -1 || v > 1)
+		return -ERANGE;
+	*(int *)kp->arg = v;
+	return 0;
+}
+
+static const struct kernel_param_ops tristate_ops = {
+	.set = param_set_tristate,
+	.get = param_get_int,
+};
+
+static int hash4_default = -1;
+module_param_cb(hash4_default, &tristate_ops, &hash4_default, 0644);
+MODULE_PARM_DESC(hash4_default,
+		 "net.ipv4.udp_hash4 of namespaces created after load (-1: kernel default)");
+
+static int migrate_default = -1;
+module_param_cb(migrate_default, &tristate_ops, &migrate_default, 0644);
+MODULE_PARM_DESC(migrate_default,
+		 "net.ipv4.udp_migrate of namespaces created after load (-1: kernel default)");
+
+struct knob {
+	const char *name;
+	const char *meaning;
+	int (*get)(const struct net *net);
+	void (*set)(struct net *net, int val);
+};
+
+static int hash4_get(const struct net *net)
+{
+	return READ_ONCE(net->ipv4.sysctl_udp_hash4);
+}
+
+static void hash4_set(struct net *net, int val)
+{
+	udp_hash4_set_enabled(net, val);
+}
+
+static int migrate_get(const struct net *net)
+{
+	return READ_ONCE(net->ipv4.sysctl_udp_migrate);
+}
+
+static void migrate_set(struct net *net, int val)
+{
+	WRITE_ONCE(net->ipv4.sysctl_udp_migrate, val);
+}
+
+static const struct knob knobs[] = {
+	{ "udp_hash4", "connected UDP sockets get their 4-tuple's datagrams first (net.ipv4.udp_hash4)",
+	  hash4_get, hash4_set },
+	{ "udp_migrate", "datagrams of a closing reuseport socket move to its group (net.ipv4.udp_migrate)",
+	  migrate_get, migrate_set },
+};
+
+static int knobs_show(struct seq_file *seq, void *v)
+{
+	struct net *net = seq_file_single_net(seq);
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(knobs); i++)
+		seq_printf(seq, "%-12s %d  %s\n", knobs[i].name,
+			   knobs[i].get(net), knobs[i].meaning);
+	return 0;
+}
+
+/* "name=value" with value 0 or 1, one knob per write. */
+static int knobs_write(struct file *file, char *buf, size_t size)
+{
+	struct net *net = seq_file_single_net(file->private_data);
+	char *val = strchr(buf, '=');
+	unsigned int i;
+	int v;
+
+	if (!val)
+		return -EINVAL;
+	*val++ = '\0';
+	if (kstrtoint(strim(val), 10, &v) || (v != 0 && v != 1))
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
+		if (!strcmp(strim(buf), knobs[i].name)) {
+			knobs[i].set(net, v);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int counters_show(struct seq_file *seq, void *v)
+{
+	struct net *net = seq_file_single_net(seq);
+
+	seq_printf(seq, "UdpMigrate %lu\n",
+		   snmp_fold_field(net->mib.net_statistics,
+				   LINUX_MIB_UDPMIGRATE));
+	seq_printf(seq, "UdpMigrateFailure %lu\n",
+		   snmp_fold_field(net->mib.net_statistics,
+				   LINUX_MIB_UDPMIGRATEFAILURE));
+	return 0;
+}
+
+/* Namespaces that exist at load keep their settings. */
+static bool loading;
+
+static int __net_init udp_hotswap_net_init(struct net *net)
+{
+	struct proc_dir_entry *dir;
+
+	if (!loading) {
+		if (hash4_default >= 0)
+			hash4_set(net, hash4_default);
+		if (migrate_default >= 0)
+			migrate_set(net, migrate_default);
+	}
+
+	dir = proc_net_mkdir(net, "udp_hotswap", net->proc_net);
+	if (!dir)
+		return -ENOMEM;
+	if (!proc_create_net_single_write("knobs", 0644, dir, knobs_show,
+					  knobs_write, NULL) ||
+	    !proc_create_net_single("counters", 0444, dir, counters_show,
+				    NULL)) {
+		remove_proc_subtree("udp_hotswap", net->proc_net);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void __net_exit udp_hotswap_net_exit(struct net *net)
+{
+	remove_proc_subtree("udp_hotswap", net->proc_net);
+}
+
+static struct pernet_operations udp_hotswap_net_ops = {
+	.init = udp_hotswap_net_init,
+	.exit = udp_hotswap_net_exit,
+};
+
+static int __init udp_hotswap_init(void)
+{
+	int err;
+
+	loading = true;
+	err = register_pernet_subsys(&udp_hotswap_net_ops);
+	loading = false;
+	return err;
+}
+
+static void __exit udp_hotswap_exit(void)
+{
+	unregister_pernet_subsys(&udp_hotswap_net_ops);
+}
+
+module_init(udp_hotswap_init);
+module_exit(udp_hotswap_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Knobs and counters of the udp-hotswap series, per network namespace");
