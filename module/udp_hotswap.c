@@ -25,7 +25,9 @@
 #include <net/ip.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
+#include <net/sock_reuseport.h>
 #include <net/udp.h>
+#include <linux/bpf.h>
 
 /* A module parameter that takes -1, 0 or 1 only. */
 static int param_set_tristate(const char *val, const struct kernel_param *kp)
@@ -135,6 +137,102 @@ static int counters_show(struct seq_file *seq, void *v)
 	return 0;
 }
 
+/* Print @sk, a member of a reuseport group, in @seq. */
+static void show_member(struct seq_file *seq, struct sock *sk, bool closed)
+{
+	unsigned int dgrams = skb_queue_len_lockless(&sk->sk_receive_queue);
+
+	if (sk->sk_protocol == IPPROTO_UDP)
+		dgrams += skb_queue_len_lockless(&udp_sk(sk)->reader_queue);
+	seq_printf(seq,
+		   "  sock ino=%lu cookie=%llu state=%d uid=%u rq_bytes=%d rq_dgrams=%u drops=%d hash4=%d closed=%d\n",
+		   sock_i_ino(sk), (u64)atomic64_read(&sk->sk_cookie),
+		   READ_ONCE(sk->sk_state),
+		   from_kuid_munged(seq_user_ns(seq), sock_i_uid(sk)),
+		   atomic_read(&sk->sk_rmem_alloc), dgrams,
+		   atomic_read(&sk->sk_drops),
+		   sk->sk_protocol == IPPROTO_UDP && udp_hashed4(sk), closed);
+}
+
+/* Print the group of @sk, its first member. Called under RCU. */
+static void show_group(struct seq_file *seq, struct sock *sk,
+		       struct sock_reuseport *reuse)
+{
+	u16 socks = READ_ONCE(reuse->num_socks);
+	u16 closed = READ_ONCE(reuse->num_closed_socks);
+	struct bpf_prog *prog = rcu_dereference(reuse->prog);
+	u16 i, max = reuse->max_socks;
+
+	seq_printf(seq, "group %s ", sk->sk_protocol == IPPROTO_UDP ?
+		   "udp" : "tcp");
+	if (sk->sk_family == AF_INET6)
+		seq_printf(seq, "[%pI6c]", &sk->sk_v6_rcv_saddr);
+	else
+		seq_printf(seq, "%pI4", &sk->sk_rcv_saddr);
+	seq_printf(seq,
+		   ":%u dev=%d num_socks=%u num_closed_socks=%u has_conns=%d prog_id=%u attach_type=%d\n",
+		   sk->sk_num, READ_ONCE(sk->sk_bound_dev_if), socks, closed,
+		   reuse->has_conns, prog ? prog->aux->id : 0,
+		   prog ? (int)prog->expected_attach_type : -1);
+	for (i = 0; i < socks && i < max; i++)
+		show_member(seq, reuse->socks[i], false);
+	for (i = 0; i < closed && i < max; i++)
+		show_member(seq, reuse->socks[max - 1 - i], true);
+}
+
+/* The reuseport file walks the hash2 slots of the UDP table, one slot
+ * per record, under that slot's lock; a group is printed at the slot of
+ * its first member.
+ */
+static void *rp_start(struct seq_file *seq, loff_t *pos)
+{
+	struct net *net = seq_file_net(seq);
+
+	return *pos <= net->ipv4.udp_table->mask ? pos : NULL;
+}
+
+static void *rp_next(struct seq_file *seq, void *v, loff_t *pos)
+{
+	++*pos;
+	return rp_start(seq, pos);
+}
+
+static void rp_stop(struct seq_file *seq, void *v)
+{
+}
+
+static int rp_show(struct seq_file *seq, void *v)
+{
+	struct net *net = seq_file_net(seq);
+	struct udp_table *table = net->ipv4.udp_table;
+	struct udp_hslot *hslot2 = &table->hash2[*(loff_t *)v].hslot;
+	struct sock_reuseport *reuse;
+	struct sock *sk;
+
+	if (!READ_ONCE(hslot2->count))
+		return 0;
+	rcu_read_lock();
+	spin_lock_bh(&hslot2->lock);
+	udp_portaddr_for_each_entry(sk, &hslot2->head) {
+		if (!net_eq(sock_net(sk), net))
+			continue;
+		reuse = rcu_dereference(sk->sk_reuseport_cb);
+		if (reuse && READ_ONCE(reuse->num_socks) &&
+		    reuse->socks[0] == sk)
+			show_group(seq, sk, reuse);
+	}
+	spin_unlock_bh(&hslot2->lock);
+	rcu_read_unlock();
+	return 0;
+}
+
+static const struct seq_operations rp_ops = {
+	.start = rp_start,
+	.next = rp_next,
+	.stop = rp_stop,
+	.show = rp_show,
+};
+
 /* Namespaces that exist at load keep their settings. */
 static bool loading;
 
@@ -155,7 +253,9 @@ static int __net_init udp_hotswap_net_init(struct net *net)
 	if (!proc_create_net_single_write("knobs", 0644, dir, knobs_show,
 					  knobs_write, NULL) ||
 	    !proc_create_net_single("counters", 0444, dir, counters_show,
-				    NULL)) {
+				    NULL) ||
+	    !proc_create_net("reuseport", 0444, dir, &rp_ops,
+			     sizeof(struct seq_net_private))) {
 		remove_proc_subtree("udp_hotswap", net->proc_net);
 		return -ENOMEM;
 	}
