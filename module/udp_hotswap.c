@@ -24,6 +24,7 @@
 #include <linux/string.h>
 #include <net/ip.h>
 #include <net/net_namespace.h>
+#include <net/inet_hashtables.h>
 #include <net/netns/generic.h>
 #include <net/sock_reuseport.h>
 #include <net/udp.h>
@@ -180,15 +181,17 @@ static void show_group(struct seq_file *seq, struct sock *sk,
 		show_member(seq, reuse->socks[max - 1 - i], true);
 }
 
-/* The reuseport file walks the hash2 slots of the UDP table, one slot
- * per record, under that slot's lock; a group is printed at the slot of
- * its first member.
+/* The reuseport file walks the hash2 slots of the UDP table, then the
+ * lhash2 buckets of TCP listeners, one slot per record, under that slot's
+ * lock; a group is printed at the slot of its first member.
  */
 static void *rp_start(struct seq_file *seq, loff_t *pos)
 {
 	struct net *net = seq_file_net(seq);
+	loff_t n = (loff_t)net->ipv4.udp_table->mask + 1 +
+		   net->ipv4.tcp_death_row.hashinfo->lhash2_mask + 1;
 
-	return *pos <= net->ipv4.udp_table->mask ? pos : NULL;
+	return *pos < n ? pos : NULL;
 }
 
 static void *rp_next(struct seq_file *seq, void *v, loff_t *pos)
@@ -201,14 +204,44 @@ static void rp_stop(struct seq_file *seq, void *v)
 {
 }
 
+/* Print the groups of TCP listeners whose first member is in @ilb2. */
+static void rp_show_tcp(struct seq_file *seq, struct net *net,
+			struct inet_listen_hashbucket *ilb2)
+{
+	struct sock_reuseport *reuse;
+	struct hlist_nulls_node *node;
+	struct sock *sk;
+
+	rcu_read_lock();
+	spin_lock_bh(&ilb2->lock);
+	sk_nulls_for_each(sk, node, &ilb2->nulls_head) {
+		if (!net_eq(sock_net(sk), net))
+			continue;
+		reuse = rcu_dereference(sk->sk_reuseport_cb);
+		if (reuse && READ_ONCE(reuse->num_socks) &&
+		    reuse->socks[0] == sk)
+			show_group(seq, sk, reuse);
+	}
+	spin_unlock_bh(&ilb2->lock);
+	rcu_read_unlock();
+}
+
 static int rp_show(struct seq_file *seq, void *v)
 {
 	struct net *net = seq_file_net(seq);
 	struct udp_table *table = net->ipv4.udp_table;
-	struct udp_hslot *hslot2 = &table->hash2[*(loff_t *)v].hslot;
+	loff_t pos = *(loff_t *)v;
 	struct sock_reuseport *reuse;
+	struct udp_hslot *hslot2;
 	struct sock *sk;
 
+	if (pos > table->mask) {
+		struct inet_hashinfo *h = net->ipv4.tcp_death_row.hashinfo;
+
+		rp_show_tcp(seq, net, &h->lhash2[pos - table->mask - 1]);
+		return 0;
+	}
+	hslot2 = &table->hash2[pos].hslot;
 	if (!READ_ONCE(hslot2->count))
 		return 0;
 	rcu_read_lock();

@@ -181,8 +181,22 @@ TEST_F(mod, inspector)
 	char line[512];
 	FILE *f;
 
+	int tcp[2], tcp_groups = 0, tcp_members = 0;
+
 	for (i = 0; i < 4; i++)
 		ASSERT_LE(0, fds[i] = udp_member());
+	/* And a TCP group of two listeners on the same port. */
+	for (i = 0; i < 2; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_port = htons(PORT) };
+		int one = 1;
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		tcp[i] = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(tcp[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+		ASSERT_EQ(0, bind(tcp[i], (void *)&a, sizeof(a)));
+		ASSERT_EQ(0, listen(tcp[i], 4));
+	}
 	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ASSERT_EQ(0, connect(fds[3], (void *)&peer, sizeof(peer)));
 	send_n(5);
@@ -196,6 +210,22 @@ TEST_F(mod, inspector)
 		unsigned int port;
 		char proto[8], addr[64];
 
+		if (!strncmp(line, "group tcp ", 10)) {
+			ASSERT_EQ(5, sscanf(line, "group %7s %63[^:]:%u dev=%d num_socks=%d",
+					    proto, addr, &port, &dev, &n));
+			EXPECT_STREQ("127.0.0.1", addr);
+			EXPECT_EQ(PORT, port);
+			EXPECT_EQ(2, n);
+			tcp_groups++;
+			/* Its two member lines follow. */
+			for (i = 0; i < 2 && fgets(line, sizeof(line), f); i++) {
+				ASSERT_EQ(1, sscanf(line, "  sock ino=%lu", &ino));
+				EXPECT_TRUE(ino == ino_of(tcp[0]) ||
+					    ino == ino_of(tcp[1]));
+				tcp_members++;
+			}
+			continue;
+		}
 		if (!strncmp(line, "group ", 6)) {
 			ASSERT_EQ(9, sscanf(line, "group %7s %63[^:]:%u dev=%d num_socks=%d num_closed_socks=%d has_conns=%d prog_id=%d attach_type=%d",
 					     proto, addr, &port, &dev, &n, &c, &hc, &id, &at))
@@ -233,6 +263,8 @@ TEST_F(mod, inspector)
 		}
 	}
 	fclose(f);
+	EXPECT_EQ(1, tcp_groups);
+	EXPECT_EQ(2, tcp_members);
 	EXPECT_EQ(1, groups);
 	EXPECT_EQ(4, members);
 	for (i = 0; i < 4; i++)
