@@ -204,24 +204,32 @@ static void rp_stop(struct seq_file *seq, void *v)
 {
 }
 
+/* Print the group of @sk if @sk, a socket of @net, is its first member.
+ * Called under RCU and the lock of the slot that holds @sk.
+ */
+static void show_if_first(struct seq_file *seq, struct net *net,
+			  struct sock *sk)
+{
+	struct sock_reuseport *reuse;
+
+	if (!net_eq(sock_net(sk), net))
+		return;
+	reuse = rcu_dereference(sk->sk_reuseport_cb);
+	if (reuse && READ_ONCE(reuse->num_socks) && reuse->socks[0] == sk)
+		show_group(seq, sk, reuse);
+}
+
 /* Print the groups of TCP listeners whose first member is in @ilb2. */
 static void rp_show_tcp(struct seq_file *seq, struct net *net,
 			struct inet_listen_hashbucket *ilb2)
 {
-	struct sock_reuseport *reuse;
 	struct hlist_nulls_node *node;
 	struct sock *sk;
 
 	rcu_read_lock();
 	spin_lock_bh(&ilb2->lock);
-	sk_nulls_for_each(sk, node, &ilb2->nulls_head) {
-		if (!net_eq(sock_net(sk), net))
-			continue;
-		reuse = rcu_dereference(sk->sk_reuseport_cb);
-		if (reuse && READ_ONCE(reuse->num_socks) &&
-		    reuse->socks[0] == sk)
-			show_group(seq, sk, reuse);
-	}
+	sk_nulls_for_each(sk, node, &ilb2->nulls_head)
+		show_if_first(seq, net, sk);
 	spin_unlock_bh(&ilb2->lock);
 	rcu_read_unlock();
 }
@@ -231,7 +239,6 @@ static int rp_show(struct seq_file *seq, void *v)
 	struct net *net = seq_file_net(seq);
 	struct udp_table *table = net->ipv4.udp_table;
 	loff_t pos = *(loff_t *)v;
-	struct sock_reuseport *reuse;
 	struct udp_hslot *hslot2;
 	struct sock *sk;
 
@@ -246,14 +253,8 @@ static int rp_show(struct seq_file *seq, void *v)
 		return 0;
 	rcu_read_lock();
 	spin_lock_bh(&hslot2->lock);
-	udp_portaddr_for_each_entry(sk, &hslot2->head) {
-		if (!net_eq(sock_net(sk), net))
-			continue;
-		reuse = rcu_dereference(sk->sk_reuseport_cb);
-		if (reuse && READ_ONCE(reuse->num_socks) &&
-		    reuse->socks[0] == sk)
-			show_group(seq, sk, reuse);
-	}
+	udp_portaddr_for_each_entry(sk, &hslot2->head)
+		show_if_first(seq, net, sk);
 	spin_unlock_bh(&hslot2->lock);
 	rcu_read_unlock();
 	return 0;
