@@ -1,6 +1,7 @@
 # udp-hotswap: zero-loss hot upgrade of UDP servers in the kernel.
 # The README says what each target does and prints.
-.PHONY: run check bench kernel bench-kernel stock-kernel selftests checkpatch clean
+.PHONY: run check bench kernel bench-kernel stock-kernel selftests module \
+	reload-session checkpatch clean
 
 run:			## boot stock and patched 6.12, show where datagrams land
 	scripts/run-regression-demo
@@ -24,6 +25,12 @@ stock-kernel:		## Debian's unpatched 6.12 cloud kernel
 
 selftests: kernel	## build selftests/ against the patched UAPI headers
 	scripts/build-selftests
+
+module:			## module/ (udp_hotswap.ko) against the patched debug kernel
+	scripts/build-module
+
+reload-session:		## the module's files during a server reload, in the VM
+	scripts/show-reload-session
 
 checkpatch:		## checkpatch.pl --strict on every patch of the series
 	scripts/checkpatch-series

@@ -2,18 +2,23 @@
 /*
  * udp_hotswap: one operator-facing place for the knobs and counters of the
  * udp-hotswap series (net.ipv4.udp_hash4, net.ipv4.udp_migrate, UdpMigrate,
- * UdpMigrateFailure), per network namespace, in /proc/net/udp_hotswap/.
- *
- * Work in progress: the knobs, their defaults for new namespaces and the
- * counters are here; the reuseport-group inspector is not written yet.
+ * UdpMigrateFailure) and an inspector of reuseport groups and of the UDP
+ * 4-tuple hash table, per network namespace, in /proc/net/udp_hotswap/.
  *
  *   hash4_default=-1|0|1    net.ipv4.udp_hash4 of namespaces created after
  *   migrate_default=-1|0|1  load (and net.ipv4.udp_migrate); -1 keeps the
  *                           kernel's default
  *
- *   /proc/net/udp_hotswap/knobs     "name value  meaning" lines; write
- *                                   "name=value" to set one
- *   /proc/net/udp_hotswap/counters  "name value" lines
+ *   knobs      "name value  meaning" lines; write "name=value" to set one
+ *   counters   "name value" lines, the SNMP counters of the series
+ *   reuseport  one block per UDP or TCP reuseport group: a group line, then
+ *              a line per member, live members first, then closed ones
+ *   hash4      the connected UDP sockets in the 4-tuple table, one line
+ *              each; write a port to list only that local port, 0 for all
+ *
+ * The walks take RCU and the lock of one hash slot per seq_file record,
+ * as udp.c and inet_hashtables.c do, and hold nothing across records.
+ * Documentation/module.md in the udp-hotswap repository has the formats.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -21,6 +26,7 @@
 #include <linux/module.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
+#include <linux/sock_diag.h>
 #include <linux/string.h>
 #include <net/ip.h>
 #include <net/net_namespace.h>
@@ -138,47 +144,122 @@ static int counters_show(struct seq_file *seq, void *v)
 	return 0;
 }
 
+/* Per-netns state: the port the hash4 file lists, 0 for all. */
+struct udp_hotswap_net {
+	int hash4_port;
+};
+
+static unsigned int udp_hotswap_net_id;
+
+/* The socket's cookie, as SO_COOKIE and ss -e show it; made on first use. */
+static u64 cookie_of(struct sock *sk)
+{
+	u32 c[2];
+
+	sock_diag_save_cookie(sk, c);
+	return (u64)c[1] << 32 | c[0];
+}
+
+/* ss's names; an unconnected UDP socket is in TCP_CLOSE, "UNCONN". */
+static const char *state_name(const struct sock *sk)
+{
+	static const char *const names[] = {
+		[TCP_ESTABLISHED] = "ESTAB",	[TCP_SYN_SENT] = "SYN-SENT",
+		[TCP_SYN_RECV] = "SYN-RECV",	[TCP_FIN_WAIT1] = "FIN-WAIT-1",
+		[TCP_FIN_WAIT2] = "FIN-WAIT-2",	[TCP_TIME_WAIT] = "TIME-WAIT",
+		[TCP_CLOSE] = "UNCONN",		[TCP_CLOSE_WAIT] = "CLOSE-WAIT",
+		[TCP_LAST_ACK] = "LAST-ACK",	[TCP_LISTEN] = "LISTEN",
+		[TCP_CLOSING] = "CLOSING",
+	};
+	int state = READ_ONCE(sk->sk_state);
+
+	if (state == TCP_CLOSE && sk->sk_protocol == IPPROTO_TCP)
+		return "CLOSE";
+	if (state < ARRAY_SIZE(names) && names[state])
+		return names[state];
+	return "UNKNOWN";
+}
+
+/* "ADDR:PORT" of the local (@remote false) or remote end of @sk. */
+static void show_addr(struct seq_file *seq, const struct sock *sk,
+		      bool remote)
+{
+	if (sk->sk_family == AF_INET6)
+		seq_printf(seq, "[%pI6c]:%u", remote ? &sk->sk_v6_daddr :
+			   &sk->sk_v6_rcv_saddr,
+			   remote ? ntohs(sk->sk_dport) : sk->sk_num);
+	else
+		seq_printf(seq, "%pI4:%u", remote ? &sk->sk_daddr :
+			   &sk->sk_rcv_saddr,
+			   remote ? ntohs(sk->sk_dport) : sk->sk_num);
+}
+
+/* Datagrams queued on @sk, both queues of UDP counted. */
+static unsigned int queued(struct sock *sk)
+{
+	unsigned int n = skb_queue_len_lockless(&sk->sk_receive_queue);
+
+	if (sk->sk_protocol == IPPROTO_UDP)
+		n += skb_queue_len_lockless(&udp_sk(sk)->reader_queue);
+	return n;
+}
+
 /* Print @sk, a member of a reuseport group, in @seq. */
 static void show_member(struct seq_file *seq, struct sock *sk, bool closed)
 {
-	unsigned int dgrams = skb_queue_len_lockless(&sk->sk_receive_queue);
-
-	if (sk->sk_protocol == IPPROTO_UDP)
-		dgrams += skb_queue_len_lockless(&udp_sk(sk)->reader_queue);
 	seq_printf(seq,
-		   "  sock ino=%lu cookie=%llu state=%d uid=%u rq_bytes=%d rq_dgrams=%u drops=%d hash4=%d closed=%d\n",
-		   sock_i_ino(sk), (u64)atomic64_read(&sk->sk_cookie),
-		   READ_ONCE(sk->sk_state),
+		   "  sock ino=%lu cookie=%llu state=%s uid=%u rq_bytes=%d rq_dgrams=%u drops=%d hash4=%d closed=%d\n",
+		   sock_i_ino(sk), cookie_of(sk), state_name(sk),
 		   from_kuid_munged(seq_user_ns(seq), sock_i_uid(sk)),
-		   atomic_read(&sk->sk_rmem_alloc), dgrams,
+		   atomic_read(&sk->sk_rmem_alloc), queued(sk),
 		   atomic_read(&sk->sk_drops),
 		   sk->sk_protocol == IPPROTO_UDP && udp_hashed4(sk), closed);
 }
 
-/* Print the group of @sk, its first member. Called under RCU. */
+/* none, cbpf (SO_ATTACH_REUSEPORT_CBPF), select or select_or_migrate. */
+static const char *attach_name(const struct bpf_prog *prog)
+{
+	if (!prog)
+		return "none";
+	if (prog->type != BPF_PROG_TYPE_SK_REUSEPORT)
+		return "cbpf";
+	if (prog->expected_attach_type == BPF_SK_REUSEPORT_SELECT_OR_MIGRATE)
+		return "select_or_migrate";
+	return "select";
+}
+
+/* Print the group of @sk, its first member. Called under RCU. The counts
+ * are read once; the member lines follow them, so a reader always gets
+ * num_socks + num_closed_socks of them.
+ */
 static void show_group(struct seq_file *seq, struct sock *sk,
 		       struct sock_reuseport *reuse)
 {
-	u16 socks = READ_ONCE(reuse->num_socks);
-	u16 closed = READ_ONCE(reuse->num_closed_socks);
+	u16 max = READ_ONCE(reuse->max_socks);
+	u16 socks = min(READ_ONCE(reuse->num_socks), max);
+	u16 closed = min_t(u16, READ_ONCE(reuse->num_closed_socks),
+			   max - socks);
 	struct bpf_prog *prog = rcu_dereference(reuse->prog);
-	u16 i, max = reuse->max_socks;
+	struct sock *member;
+	u16 i;
 
 	seq_printf(seq, "group %s ", sk->sk_protocol == IPPROTO_UDP ?
 		   "udp" : "tcp");
-	if (sk->sk_family == AF_INET6)
-		seq_printf(seq, "[%pI6c]", &sk->sk_v6_rcv_saddr);
-	else
-		seq_printf(seq, "%pI4", &sk->sk_rcv_saddr);
+	show_addr(seq, sk, false);
 	seq_printf(seq,
-		   ":%u dev=%d num_socks=%u num_closed_socks=%u has_conns=%d prog_id=%u attach_type=%d\n",
-		   sk->sk_num, READ_ONCE(sk->sk_bound_dev_if), socks, closed,
-		   reuse->has_conns, prog ? prog->aux->id : 0,
-		   prog ? (int)prog->expected_attach_type : -1);
-	for (i = 0; i < socks && i < max; i++)
-		show_member(seq, reuse->socks[i], false);
-	for (i = 0; i < closed && i < max; i++)
-		show_member(seq, reuse->socks[max - 1 - i], true);
+		   " dev=%d num_socks=%u num_closed_socks=%u has_conns=%d prog_id=%u attach_type=%s\n",
+		   READ_ONCE(sk->sk_bound_dev_if), socks, closed,
+		   reuse->has_conns,
+		   prog && prog->aux ? prog->aux->id : 0, attach_name(prog));
+	/* A slot emptied by a concurrent detach is printed as a gap. */
+	for (i = 0; i < socks + closed; i++) {
+		member = READ_ONCE(reuse->socks[i < socks ? i : max - 1 -
+						(i - socks)]);
+		if (member)
+			show_member(seq, member, i >= socks);
+		else
+			seq_puts(seq, "  gap\n");
+	}
 }
 
 /* The reuseport file walks the hash2 slots of the UDP table, then the
@@ -215,7 +296,8 @@ static void show_if_first(struct seq_file *seq, struct net *net,
 	if (!net_eq(sock_net(sk), net))
 		return;
 	reuse = rcu_dereference(sk->sk_reuseport_cb);
-	if (reuse && READ_ONCE(reuse->num_socks) && reuse->socks[0] == sk)
+	if (reuse && READ_ONCE(reuse->num_socks) &&
+	    READ_ONCE(reuse->socks[0]) == sk)
 		show_group(seq, sk, reuse);
 }
 
@@ -267,6 +349,88 @@ static const struct seq_operations rp_ops = {
 	.show = rp_show,
 };
 
+/* The hash4 file: one record per hash4 slot, its sockets of this netns
+ * (and of the chosen port) under the slot's lock.
+ */
+static void *h4_start(struct seq_file *seq, loff_t *pos)
+{
+	struct net *net = seq_file_net(seq);
+
+	if (!*pos)
+		return SEQ_START_TOKEN;
+	return *pos <= (loff_t)net->ipv4.udp_table->mask + 1 ? pos : NULL;
+}
+
+static void *h4_next(struct seq_file *seq, void *v, loff_t *pos)
+{
+	++*pos;
+	return h4_start(seq, pos);
+}
+
+static int h4_show(struct seq_file *seq, void *v)
+{
+	struct net *net = seq_file_net(seq);
+	struct udp_hotswap_net *un = net_generic(net, udp_hotswap_net_id);
+	int port = READ_ONCE(un->hash4_port);
+	struct hlist_nulls_node *node;
+	struct udp_hslot *hslot4;
+	struct udp_sock *up;
+	u32 slot;
+
+	if (v == SEQ_START_TOKEN) {
+		if (port)
+			seq_printf(seq, "port %d\n", port);
+		else
+			seq_puts(seq, "port any\n");
+		return 0;
+	}
+	slot = *(loff_t *)v - 1;
+	hslot4 = &net->ipv4.udp_table->hash4[slot];
+	if (!READ_ONCE(hslot4->count))
+		return 0;
+	rcu_read_lock();
+	spin_lock_bh(&hslot4->lock);
+	hlist_nulls_for_each_entry(up, node, &hslot4->nulls_head,
+				   udp_hash4_node) {
+		struct sock *sk = (struct sock *)up;
+
+		if (!net_eq(sock_net(sk), net) || (port && sk->sk_num != port))
+			continue;
+		seq_printf(seq, "sock ino=%lu cookie=%llu local=", sock_i_ino(sk),
+			   cookie_of(sk));
+		show_addr(seq, sk, false);
+		seq_puts(seq, " remote=");
+		show_addr(seq, sk, true);
+		seq_printf(seq, " dev=%d slot=%u uid=%u rq_dgrams=%u reuseport_group=%d\n",
+			   READ_ONCE(sk->sk_bound_dev_if), slot,
+			   from_kuid_munged(seq_user_ns(seq), sock_i_uid(sk)),
+			   queued(sk), !!rcu_access_pointer(sk->sk_reuseport_cb));
+	}
+	spin_unlock_bh(&hslot4->lock);
+	rcu_read_unlock();
+	return 0;
+}
+
+static const struct seq_operations h4_ops = {
+	.start = h4_start,
+	.next = h4_next,
+	.stop = rp_stop,
+	.show = h4_show,
+};
+
+/* A port number, 0 to list every port. */
+static int h4_write(struct file *file, char *buf, size_t size)
+{
+	struct net *net = seq_file_net(file->private_data);
+	struct udp_hotswap_net *un = net_generic(net, udp_hotswap_net_id);
+	u16 port;
+
+	if (kstrtou16(strim(buf), 10, &port))
+		return -EINVAL;
+	WRITE_ONCE(un->hash4_port, port);
+	return 0;
+}
+
 /* Namespaces that exist at load keep their settings. */
 static bool loading;
 
@@ -289,7 +453,9 @@ static int __net_init udp_hotswap_net_init(struct net *net)
 	    !proc_create_net_single("counters", 0444, dir, counters_show,
 				    NULL) ||
 	    !proc_create_net("reuseport", 0444, dir, &rp_ops,
-			     sizeof(struct seq_net_private))) {
+			     sizeof(struct seq_net_private)) ||
+	    !proc_create_net_data_write("hash4", 0644, dir, &h4_ops, h4_write,
+					sizeof(struct seq_net_private), NULL)) {
 		remove_proc_subtree("udp_hotswap", net->proc_net);
 		return -ENOMEM;
 	}
@@ -304,6 +470,8 @@ static void __net_exit udp_hotswap_net_exit(struct net *net)
 static struct pernet_operations udp_hotswap_net_ops = {
 	.init = udp_hotswap_net_init,
 	.exit = udp_hotswap_net_exit,
+	.id = &udp_hotswap_net_id,
+	.size = sizeof(struct udp_hotswap_net),
 };
 
 static int __init udp_hotswap_init(void)
@@ -324,4 +492,6 @@ static void __exit udp_hotswap_exit(void)
 module_init(udp_hotswap_init);
 module_exit(udp_hotswap_exit);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("Knobs and counters of the udp-hotswap series, per network namespace");
+MODULE_DESCRIPTION("Knobs, counters and reuseport inspector of the udp-hotswap series, per network namespace");
+/* udp_hash4_set_enabled() is exported to this namespace by the series. */
+MODULE_IMPORT_NS(UDP_HOTSWAP);
