@@ -1,9 +1,12 @@
 # udp-hotswap: zero-loss hot upgrade of UDP servers in the kernel.
 # The README says what each target does and prints.
-.PHONY: run check bench kernel bench-kernel stock-kernel selftests module \
+.PHONY: run regression-demo check bench kernel bench-kernel stock-kernel selftests module \
 	reload-session checkpatch clean
 
-run:			## boot stock and patched 6.12, show where datagrams land
+run:			## hotswapd hot upgrades on stock and patched 6.12: the table
+	scripts/run-hotswap-demo
+
+regression-demo:	## the seed-001 scene on stock and patched: where datagrams land
 	scripts/run-regression-demo
 
 check:			## build what is stale, run all selftests on both kernels
