@@ -148,6 +148,17 @@ static void lo_up(struct __test_metadata *_metadata)
 	close(fd);
 }
 
+/* Each test: its own netns with lo up, and the module loaded. */
+static void enter(struct __test_metadata *_metadata, bool *loaded)
+{
+	int err;
+
+	lo_up(_metadata);
+	err = load("");
+	ASSERT_EQ(0, err) TH_LOG("load: %s", strerror(-err));
+	*loaded = true;
+}
+
 /* The knobs and their defaults: no sockets, no address family. */
 FIXTURE(mod)
 {
@@ -156,14 +167,9 @@ FIXTURE(mod)
 
 FIXTURE_SETUP(mod)
 {
-	int err;
-
 	if (access(KO, R_OK))
 		SKIP(return, "no " KO " (the module is built for the patched kernel)");
-	lo_up(_metadata);
-	err = load("");
-	ASSERT_EQ(0, err) TH_LOG("load: %s", strerror(-err));
-	self->loaded = true;
+	enter(_metadata, &self->loaded);
 }
 
 FIXTURE_TEARDOWN(mod)
@@ -279,14 +285,9 @@ FIXTURE_VARIANT_ADD(scene, v4mapped)
 
 FIXTURE_SETUP(scene)
 {
-	int err;
-
 	if (access(KO, R_OK))
 		SKIP(return, "no " KO " (the module is built for the patched kernel)");
-	lo_up(_metadata);
-	err = load("");
-	ASSERT_EQ(0, err) TH_LOG("load: %s", strerror(-err));
-	self->loaded = true;
+	enter(_metadata, &self->loaded);
 }
 
 FIXTURE_TEARDOWN(scene)
