@@ -7,14 +7,20 @@
  * the old one stops taking new flows, serves its flows until they end or
  * a grace time passes, then exits. Two steering modes:
  *
+ * In both, a reuseport BPF program (REUSEPORT_SOCKARRAY) steers what
+ * reaches the group: Initials through a flow table (client ID -> worker)
+ * to the newest generation, so that a handshake stays on the worker that
+ * got its first Initial, and other datagrams by the server-chosen
+ * connection ID to the worker that owns the flow.
+ *
  *   eou  established-over-unconnected: the worker that gets a flow's first
  *        datagram gives the flow its own connected socket, with
  *        UDP_BIND_CONNECT where the kernel has it (-B: bind()+connect()
- *        always), and serves the flow on it.
- *   cid  a reuseport BPF program (REUSEPORT_SOCKARRAY) routes data by the
- *        server-chosen connection ID to its worker, and Initials by a flow
- *        table (client ID -> worker) to the newest generation, keeping a
- *        handshake on the worker that got its first Initial.
+ *        always), and serves the flow on it; a draining worker closes its
+ *        listener once its pending handshakes are done.
+ *   cid  every datagram comes through the group, to the listener of the
+ *        owning worker; a draining worker keeps its listener until its
+ *        flows end.
  *
  * usage: hotswapd [-m eou|cid] [-w W] [-a ADDR] [-p PORT] [-g GRACE_MS] [-B]
  * It prints "ready pid=N" when the first generation serves, and one line
@@ -52,6 +58,7 @@
 #define BANKS		4	/* generations alive at once, in the sockarray */
 #define MAX_WORKERS	16
 #define FLOW_BUCKETS	1024
+#define HS_WAIT_MS	1000	/* eou: how long a drain waits for handshakes */
 
 static struct {
 	int mode;		/* 'e' or 'c' */
@@ -432,6 +439,17 @@ static void read_socket(int fd, struct flow *owner)
 	}
 }
 
+static int pending_handshakes(void)
+{
+	struct flow *f;
+	int i, n = 0;
+
+	for (i = 0; i < FLOW_BUCKETS; i++)
+		for (f = w.flows[i]; f; f = f->next)
+			n += !f->done;
+	return n;
+}
+
 static int listener_socket(void)
 {
 	int one = 1, fd = socket(cfg.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -462,13 +480,15 @@ static void worker(int gen, int idx, int ready_fd)
 	w.idx = idx;
 	w.cid = (uint32_t)gen << 16 | ((gen % BANKS) * cfg.workers + idx);
 	w.listener = listener_socket();
-	if (cfg.mode == 'c') {
+	{
 		uint32_t key = w.cid & 0xffff;
 		uint64_t val = w.listener;
 
 		if (map_update(sockarray_fd, &key, &val))
 			die("sockarray update");
-		/* Attached once: the program belongs to the group. */
+		/* Attached by every worker: the program belongs to the
+		 * group, each attach replaces it with the same one.
+		 */
 		if (setsockopt(w.listener, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF,
 			       &prog_fd, sizeof(prog_fd)))
 			die("SO_ATTACH_REUSEPORT_EBPF");
@@ -481,17 +501,19 @@ static void worker(int gen, int idx, int ready_fd)
 	close(ready_fd);
 
 	while (!w.stop) {
-		if (w.drain && !drain_at) {
+		if (w.drain && !drain_at)
 			drain_at = now_ms();
-			/* eou: stop taking new flows by leaving the group,
-			 * after serving what is queued. cid: the program
-			 * sends new flows to the newest generation already.
-			 */
-			if (cfg.mode == 'e') {
-				read_socket(w.listener, NULL);
-				close(w.listener);
-				w.listener = -1;
-			}
+		/* The program sends new flows to the newest generation.
+		 * eou: leave the group once no handshake is pending here,
+		 * or HS_WAIT_MS after the drain, serving what is queued
+		 * first; the flows go on on their own sockets. cid: keep
+		 * the socket, the flows' datagrams come to it.
+		 */
+		if (drain_at && cfg.mode == 'e' && w.listener >= 0 &&
+		    (!pending_handshakes() || now_ms() - drain_at > HS_WAIT_MS)) {
+			read_socket(w.listener, NULL);
+			close(w.listener);
+			w.listener = -1;
 		}
 		if (drain_at &&
 		    (!w.nflows || now_ms() - drain_at > cfg.grace_ms))
@@ -554,7 +576,7 @@ static void start_gen(int gen)
 		if (read(p[0], &c, 1) != 1)
 			die("worker did not start");
 	close(p[0]);
-	if (cfg.mode == 'c') {
+	{
 		uint32_t key = 0, val = gen % BANKS;
 
 		if (map_update(newest_fd, &key, &val))
@@ -631,7 +653,7 @@ int main(int argc, char **argv)
 	if (parse_addr(addr, port))
 		usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (cfg.mode == 'c') {
+	{
 		sockarray_fd = map_create(BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, 4, 8,
 					  BANKS * cfg.workers);
 		newest_fd = map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1);
