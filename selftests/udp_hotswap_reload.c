@@ -2,7 +2,7 @@
 /*
  * The short version of make run, as a test: hotswapd (2 workers per
  * generation) in each steering mode and address family, under
- * hotswap_load (16 flows, 400 datagrams/s, 4 s, 2 reloads), must answer
+ * hotswap_load (16 flows of 2 s, 400 datagrams/s, 4 s, 2 reloads), must answer
  * every datagram from the flow's owner: 0 lost, 0 misdelivered, no failed
  * or split handshake. The netns gets net.ipv4.udp_migrate=1 and, unless
  * UDP_HASH4=0 is in the environment, net.ipv4.udp_hash4=1. On a kernel
@@ -155,7 +155,7 @@ TEST_F(reload, zero_loss)
 	char pidstr[16], line[512] = "", *load[] = {
 		"./hotswap_load", "-P", pidstr, "-a",
 		(char *)variant->client_addr, "-f", "16", "-r", "400", "-t", "4",
-		"-k", "2", "-l", "1000", "-i", "3", NULL };
+		"-k", "2", "-l", "2000", "-i", "3", NULL };
 	FILE *out;
 	pid_t lpid;
 	int fd, status, master = 0;
