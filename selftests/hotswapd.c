@@ -240,7 +240,6 @@ static int load_prog(void)
 struct flow {
 	struct flow *next;
 	struct sockaddr_storage peer;
-	uint32_t client_id;
 	int fd;			/* per-flow socket (eou), or -1 */
 	uint8_t initials;	/* bitmap of Initials seen */
 	bool done;		/* handshake answered */
@@ -371,7 +370,6 @@ static void serve(int fd, const struct sockaddr_storage *src, struct hs_hdr *h)
 	if (!f && h->type == T_INITIAL && w.listener >= 0) {
 		f = calloc(1, sizeof(*f));
 		f->peer = *src;
-		f->client_id = h->id;
 		f->fd = -1;
 		if (cfg.mode == 'e') {
 			f->fd = flow_socket(src);
