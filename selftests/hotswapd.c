@@ -378,7 +378,7 @@ static void serve(int fd, const struct sockaddr_storage *src, struct hs_hdr *h)
 			else
 				epoll_ctl(w.ep, EPOLL_CTL_ADD, f->fd,
 					  &(struct epoll_event){ .events = EPOLLIN,
-								 .data.ptr = f });
+								 .data.fd = f->fd });
 		}
 		f->next = w.flows[bucket(src)];
 		w.flows[bucket(src)] = f;
@@ -414,13 +414,32 @@ static void serve(int fd, const struct sockaddr_storage *src, struct hs_hdr *h)
 	}
 }
 
-static void read_socket(int fd, struct flow *owner)
+/* The flow whose own socket is @fd, or NULL (the listener, or gone). */
+static struct flow *flow_by_fd(int fd)
 {
-	struct sockaddr_storage src;
+	struct flow *f;
+	int i;
+
+	for (i = 0; i < FLOW_BUCKETS; i++)
+		for (f = w.flows[i]; f; f = f->next)
+			if (f->fd == fd)
+				return f;
+	return NULL;
+}
+
+/* Serve what is queued on @fd, the listener or a flow's own socket. */
+static void read_socket(int fd)
+{
+	struct flow *owner = fd == w.listener ? NULL : flow_by_fd(fd);
+	struct sockaddr_storage src, peer;
 	struct hs_hdr h;
 	socklen_t len;
 	ssize_t n;
 
+	if (fd != w.listener && !owner)
+		return;		/* an event of a flow closed meanwhile */
+	if (owner)
+		peer = owner->peer;
 	for (;;) {
 		len = sizeof(src);
 		n = recvfrom(fd, &h, sizeof(h), MSG_DONTWAIT, (void *)&src, &len);
@@ -429,11 +448,12 @@ static void read_socket(int fd, struct flow *owner)
 		if (n < (ssize_t)HDR_LEN)
 			continue;
 		/* Queued before connect(): another flow's datagram. */
-		if (owner && !same_peer(&owner->peer, &src))
+		if (owner && !same_peer(&peer, &src))
 			w.strays++;
 		serve(fd, &src, &h);
-		if (owner && !find_flow(&owner->peer))
-			return;		/* closed by this datagram */
+		/* A CLOSE freed the flow and its socket: stop here. */
+		if (owner && !flow_by_fd(fd))
+			return;
 	}
 }
 
@@ -493,7 +513,7 @@ static void worker(int gen, int idx, int ready_fd)
 	}
 	w.ep = epoll_create1(0);
 	epoll_ctl(w.ep, EPOLL_CTL_ADD, w.listener,
-		  &(struct epoll_event){ .events = EPOLLIN, .data.ptr = NULL });
+		  &(struct epoll_event){ .events = EPOLLIN, .data.fd = w.listener });
 	if (write(ready_fd, "r", 1) != 1)
 		die("ready");
 	close(ready_fd);
@@ -509,7 +529,7 @@ static void worker(int gen, int idx, int ready_fd)
 		 */
 		if (drain_at && cfg.mode == 'e' && w.listener >= 0 &&
 		    (!pending_handshakes() || now_ms() - drain_at > HS_WAIT_MS)) {
-			read_socket(w.listener, NULL);
+			read_socket(w.listener);
 			close(w.listener);
 			w.listener = -1;
 		}
@@ -517,14 +537,8 @@ static void worker(int gen, int idx, int ready_fd)
 		    (!w.nflows || now_ms() - drain_at > cfg.grace_ms))
 			break;
 		n = epoll_wait(w.ep, ev, 64, 20);
-		for (i = 0; i < n; i++) {
-			struct flow *f = ev[i].data.ptr;
-
-			if (!f && w.listener >= 0)
-				read_socket(w.listener, NULL);
-			else if (f)
-				read_socket(f->fd, f);
-		}
+		for (i = 0; i < n; i++)
+			read_socket(ev[i].data.fd);
 	}
 	fprintf(stderr, "worker gen=%d idx=%d served=%ld flows=%ld handshakes=%ld strays=%ld unknown=%ld flow_socket_failures=%ld left=%d\n",
 		w.gen, w.idx, w.served, w.flows_made, w.hs, w.strays, w.unknown,
