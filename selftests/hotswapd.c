@@ -47,13 +47,8 @@
 #include <unistd.h>
 
 #include "hotswap_proto.h"
+#include "udp_bind_connect_uapi.h"
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_BIND_CONNECT
-#define UDP_BIND_CONNECT 105
-#endif
 
 #define BANKS		4	/* generations alive at once, in the sockarray */
 #define MAX_WORKERS	16
@@ -308,7 +303,7 @@ static socklen_t sslen(const struct sockaddr_storage *ss)
 /* The flow's own socket: UDP_BIND_CONNECT, or bind() then connect(). */
 static int flow_socket(const struct sockaddr_storage *peer)
 {
-	struct { struct sockaddr_storage local, remote; } bc;
+	struct udp_bind_connect bc;
 	int one = 1, fd = socket(cfg.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
@@ -316,8 +311,8 @@ static int flow_socket(const struct sockaddr_storage *peer)
 	/* Not in the listeners' group: SO_REUSEADDR only, as in seed 001. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (!cfg.plain_connect) {
-		bc.local = cfg.addr;
-		bc.remote = *peer;
+		memcpy(&bc.local, &cfg.addr, sizeof(cfg.addr));
+		memcpy(&bc.remote, peer, sizeof(*peer));
 		if (!setsockopt(fd, SOL_UDP, UDP_BIND_CONNECT, &bc, sizeof(bc)))
 			return fd;
 		if (errno != ENOPROTOOPT) {

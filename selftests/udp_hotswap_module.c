@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/sock_diag.h>
-#include <linux/udp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,16 +33,7 @@
 
 #include "kselftest_harness.h"
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_BIND_CONNECT
-#define UDP_BIND_CONNECT 105
-struct udp_bind_connect {
-	struct sockaddr_storage local;
-	struct sockaddr_storage remote;
-};
-#endif
+#include "udp_bind_connect_uapi.h"
 #ifndef SO_MEMINFO
 #define SO_MEMINFO 55
 #endif

@@ -21,18 +21,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <linux/udp.h>
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_BIND_CONNECT
-#define UDP_BIND_CONNECT 105
-struct udp_bind_connect {
-	struct sockaddr_storage local;
-	struct sockaddr_storage remote;
-};
-#endif
+#include "udp_bind_connect_uapi.h"
 
 #define DIR	"/proc/net/udp_hotswap/"
 #define PORT	4433

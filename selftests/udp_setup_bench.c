@@ -28,7 +28,6 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
-#include <linux/udp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -44,16 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_BIND_CONNECT
-#define UDP_BIND_CONNECT 105
-struct udp_bind_connect {
-	struct sockaddr_storage local;
-	struct sockaddr_storage remote;
-};
-#endif
+#include "udp_bind_connect_uapi.h"
 
 #define PORT		4433
 #define MAX_ROUNDS	15
