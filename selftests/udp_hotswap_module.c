@@ -188,9 +188,12 @@ TEST_F(mod, knobs)
 	EXPECT_EQ(1, read_int("/proc/sys/net/ipv4/udp_hash4"));
 	EXPECT_EQ(1, field(DIR "knobs", "udp_hash4"));
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		EXPECT_EQ(-EINVAL, write_str(DIR "knobs", bad[i], strlen(bad[i])))
-			TH_LOG("bad input \"%s\"", bad[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *in = bad[i];
+
+		EXPECT_EQ(-EINVAL, write_str(DIR "knobs", in, strlen(in)))
+			TH_LOG("bad input \"%s\"", in);
+	}
 	memset(big, 'a', sizeof(big));
 	EXPECT_GT(0, write_str(DIR "knobs", big, sizeof(big)));
 	EXPECT_EQ(1, read_int("/proc/sys/net/ipv4/udp_hash4"));
@@ -714,6 +717,7 @@ static int read_hash4(char *hdr, size_t hlen, struct h4rec *recs, int max)
 TEST_F(scene, hash4_file)
 {
 	static const char *const bad[] = { "x", "65536", "-1", "", "44 33" };
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
 	char hdr[64], want[2][100], portstr[16], big[8192];
 	int c0, c1, p1, n, i, seen = 0;
 	struct h4rec recs[8];
@@ -762,21 +766,20 @@ TEST_F(scene, hash4_file)
 	EXPECT_EQ(0, n);
 
 	/* Bad input: EINVAL, and the filter stays on 4434. */
-	for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
-		EXPECT_EQ(-EINVAL, write_str(DIR "hash4", bad[k], strlen(bad[k])))
-			TH_LOG("bad input \"%s\"", bad[k]);
+	for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		const char *in = bad[k];
+
+		EXPECT_EQ(-EINVAL, write_str(DIR "hash4", in, strlen(in)))
+			TH_LOG("bad input \"%s\"", in);
+	}
 	memset(big, '1', sizeof(big));
 	EXPECT_GT(0, write_str(DIR "hash4", big, sizeof(big)));
-	n = read_hash4(hdr, sizeof(hdr), recs, 8);
+	read_hash4(hdr, sizeof(hdr), recs, 8);
 	EXPECT_STREQ("port 4434", hdr);
 
 	/* Disconnected: out of hash4. */
 	ASSERT_EQ(0, write_str(DIR "hash4", "0", 1));
-	{
-		struct sockaddr sa = { .sa_family = AF_UNSPEC };
-
-		ASSERT_EQ(0, connect(c1, &sa, sizeof(sa)));
-	}
+	ASSERT_EQ(0, connect(c1, &unspec, sizeof(unspec)));
 	n = read_hash4(hdr, sizeof(hdr), recs, 8);
 	ASSERT_EQ(1, n);
 	EXPECT_EQ(cookie_of(c0), recs[0].cookie);
