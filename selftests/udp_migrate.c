@@ -17,12 +17,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/filter.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -135,24 +141,47 @@ static long failed(void)
 	return counter("/proc/net/netstat", "TcpExt:UdpMigrateFailure");
 }
 
-/* A member of the group on the server's PORT, with a large rcvbuf. */
-static int member(const struct ctx *c)
+/* A member of the group on the server's PORT, with a large rcvbuf, not
+ * bound yet.
+ */
+static int unbound_member(const struct ctx *c)
 {
-	struct sockaddr_storage ss;
 	int one = 1, buf = 1 << 23, fd;
-	socklen_t len;
 
 	fd = socket(c->family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf));
+	return fd;
+}
+
+/* A member on the server's address, or on the wildcard address (INADDR_ANY,
+ * or in6addr_any, dual-stack, for both IPv6 variants) when @wildcard.
+ */
+static int member_at(const struct ctx *c, bool wildcard)
+{
+	struct sockaddr_storage ss;
+	int fd = unbound_member(c);
+	socklen_t len;
+
+	if (fd < 0)
+		return -1;
 	len = server_addr(c->family, c->mapped, &ss, PORT);
+	if (wildcard && c->family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = INADDR_ANY;
+	else if (wildcard)
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_any;
 	if (bind(fd, (void *)&ss, len)) {
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+static int member(const struct ctx *c)
+{
+	return member_at(c, false);
 }
 
 /* A peer of flow @flow, in the family of the datagrams. */
@@ -355,6 +384,143 @@ TEST_F(mig, rcvbuf_full)
 	EXPECT_EQ(NR - got, failed() - f0);
 	ksft_print_msg("rcvbuf %d: %d moved, %ld dropped\n", small, got,
 		       failed() - f0);
+}
+
+/* M1: a migrated datagram meets the target's own receive checks, as if the
+ * lookup had chosen the target: a socket filter on L2 that keeps flows 0-4
+ * only (first payload byte, after the 8-byte UDP header the filter sees)
+ * lets 50 of the 100 through. The 50 others are counted as the receive
+ * path counts a filtered datagram: in L2's drops and UdpMigrateFailure.
+ */
+TEST_F(mig, target_filter)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8),	/* msg.flow, low byte */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, FLOWS / 2, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, 0xffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = { .len = 4, .filter = code };
+	uint32_t mem[SK_MEMINFO_VARS];
+	socklen_t mlen = sizeof(mem);
+	long m0, f0;
+	int l1, l2;
+
+	set_migrate(_metadata, 1);
+	l1 = member(&self->c);
+	ASSERT_LE(0, l1);
+	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
+	l2 = member(&self->c);
+	ASSERT_LE(0, l2);
+	ASSERT_EQ(0, setsockopt(l2, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
+				sizeof(prog)));
+	m0 = migrated();
+	f0 = failed();
+	close(l1);
+	EXPECT_EQ(NR / 2, read_all(l2, NULL, 0));
+	EXPECT_EQ(NR / 2, migrated() - m0);
+	EXPECT_EQ(NR / 2, failed() - f0);
+	ASSERT_EQ(0, getsockopt(l2, SOL_SOCKET, SO_MEMINFO, mem, &mlen));
+	EXPECT_EQ(NR / 2, mem[SK_MEMINFO_DROPS]);
+	close(l2);
+}
+
+/* The UDP memory in use, in pages, from /proc/net/sockstat ("UDP: ... mem"). */
+static long udp_mem_pages(void)
+{
+	char line[256];
+	long inuse, mem = -1;
+	FILE *f = fopen("/proc/net/sockstat", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "UDP: inuse %ld mem %ld", &inuse, &mem) == 2)
+			break;
+	fclose(f);
+	return mem;
+}
+
+#define BIG		4000	/* datagrams queued on L1 */
+#define BIG_LEN		1200	/* their payload */
+#define MEM_MARGIN	768	/* pages above the use at close(): more than
+				 * the per-CPU reserve (256 pages a CPU) that
+				 * the global count may lag behind by
+				 */
+
+/* M2: close() near the udp_mem limit. L1 holds BIG datagrams, about 1500
+ * pages; the limit is set MEM_MARGIN pages above what is in use. If L1
+ * gave its memory back only after the whole queue moved, L2 could take
+ * only MEM_MARGIN pages of it and the rest would fail; uncharged one
+ * datagram at a time, all BIG move. net.ipv4.udp_mem is global: it is
+ * written in the initial netns and put back at the end.
+ */
+TEST_F_TIMEOUT(mig, close_near_udp_mem, 120)
+{
+	int family = self->c.mapped ? AF_INET : self->c.family;
+	int l1, l2, p, i, got, buf = 1 << 25, initns, ourns;
+	char old[128], val[128], msgbuf[BIG_LEN];
+	struct sockaddr_storage ss;
+	long used, m0, f0;
+	socklen_t len;
+	ssize_t n;
+	int fd;
+
+	set_migrate(_metadata, 1);
+	l1 = member(&self->c);
+	ASSERT_LE(0, l1);
+	ASSERT_EQ(0, setsockopt(l1, SOL_SOCKET, SO_RCVBUFFORCE, &buf,
+				sizeof(buf)));
+	len = server_addr(family, false, &ss, PORT);
+	p = peer(&self->c, 0);
+	ASSERT_LE(0, p);
+	memset(msgbuf, 0, sizeof(msgbuf));
+	for (i = 0; i < BIG; i++)
+		ASSERT_EQ(BIG_LEN, sendto(p, msgbuf, BIG_LEN, 0, (void *)&ss,
+					  len));
+	close(p);
+	l2 = member(&self->c);
+	ASSERT_LE(0, l2);
+	ASSERT_EQ(0, setsockopt(l2, SOL_SOCKET, SO_RCVBUFFORCE, &buf,
+				sizeof(buf)));
+
+	/* udp_mem lives in the initial netns, which pid 1 is in. */
+	initns = open("/proc/1/ns/net", O_RDONLY);
+	ourns = open("/proc/self/ns/net", O_RDONLY);
+	ASSERT_LE(0, initns);
+	ASSERT_LE(0, ourns);
+	ASSERT_EQ(0, setns(initns, CLONE_NEWNET));
+	fd = open("/proc/sys/net/ipv4/udp_mem", O_RDWR);
+	ASSERT_LE(0, fd);
+	n = read(fd, old, sizeof(old) - 1);
+	ASSERT_LT(0, n);
+	old[n] = 0;
+	used = udp_mem_pages();
+	ASSERT_LT(BIG / 4, used) TH_LOG("only %ld pages in use", used);
+	snprintf(val, sizeof(val), "%ld %ld %ld", used + MEM_MARGIN,
+		 used + MEM_MARGIN, used + MEM_MARGIN);
+	ASSERT_EQ((ssize_t)strlen(val), pwrite(fd, val, strlen(val), 0));
+	ASSERT_EQ(0, setns(ourns, CLONE_NEWNET));
+
+	m0 = migrated();
+	f0 = failed();
+	close(l1);
+	got = 0;
+	while ((n = recv(l2, msgbuf, sizeof(msgbuf), MSG_DONTWAIT)) > 0)
+		got++;
+
+	ASSERT_EQ(0, setns(initns, CLONE_NEWNET));
+	EXPECT_EQ((ssize_t)strlen(old), pwrite(fd, old, strlen(old), 0));
+	close(fd);
+	ASSERT_EQ(0, setns(ourns, CLONE_NEWNET));
+	close(initns);
+	close(ourns);
+	ksft_print_msg("%ld pages in use, limit %ld: %d of %d moved\n", used,
+		       used + MEM_MARGIN, got, BIG);
+	EXPECT_EQ(BIG, got);
+	EXPECT_EQ(BIG, migrated() - m0);
+	EXPECT_EQ(0, failed() - f0);
+	close(l2);
 }
 
 /* A connected member never migrates and is never a target. */
@@ -821,6 +987,449 @@ TEST_F(mig, tcp_quiz1)
 TEST_F(mig, tcp_quiz1_off)
 {
 	EXPECT_EQ(0, tcp_quiz1(_metadata, &self->c, 0));
+}
+
+/* Races of close() with another thread, over many rounds. In each round
+ * the main thread (A) wakes a worker (B); both meet at a spin barrier and
+ * act at once. One of them first spins for a delay that the rounds sweep,
+ * A in odd rounds and B in even ones, so that the two calls overlap at
+ * many offsets, in both orders. Between rounds B sleeps on a semaphore:
+ * a spinning vCPU would slow the TCG test VM down a lot. The rounds stop
+ * at a time budget too, so that a slow VM still finishes in time.
+ */
+struct race {
+	sem_t go, done;		/* A to B: a round starts; B to A: done */
+	int arrived;		/* at the barrier: two per round */
+	bool stop;
+	int (*act)(struct race *r);	/* B's call: 0 or -errno */
+	int ret;
+	int nl;			/* close_vs_destroy: NETLINK_SOCK_DIAG */
+	void *req;
+	int fd;			/* close_vs_bind_group: N, to bind */
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+#define RACE_SPREAD_SHIFT	12	/* delays of 0..4095 spins */
+#define RACE_SECONDS		10	/* the budget of a test's rounds */
+
+static void race_delay(int round, bool b)
+{
+	unsigned int d;
+
+	if ((round & 1) != !b)
+		return;
+	/* Fibonacci hashing spreads consecutive rounds over the range. */
+	d = ((unsigned int)(round >> 1) * 2654435761u) >>
+		(32 - RACE_SPREAD_SHIFT);
+	while (d--)
+		asm volatile("" ::: "memory");
+}
+
+static void race_meet(struct race *r, int round)
+{
+	__atomic_add_fetch(&r->arrived, 1, __ATOMIC_ACQ_REL);
+	while (__atomic_load_n(&r->arrived, __ATOMIC_ACQUIRE) < 2 * round)
+		;
+}
+
+static void *race_b(void *arg)
+{
+	struct race *r = arg;
+	int round;
+
+	for (round = 1; ; round++) {
+		while (sem_wait(&r->go))
+			;
+		if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+			return NULL;
+		race_meet(r, round);
+		race_delay(round, true);
+		r->ret = r->act(r);
+		sem_post(&r->done);
+	}
+}
+
+static int race_start(struct race *r, pthread_t *th)
+{
+	if (sem_init(&r->go, 0, 0) || sem_init(&r->done, 0, 0))
+		return -1;
+	return pthread_create(th, NULL, race_b, r);
+}
+
+/* Round @round for A: release B, close @fd with it, wait until B is done. */
+static void race_close(struct race *r, int round, int fd)
+{
+	sem_post(&r->go);
+	race_meet(r, round);
+	race_delay(round, false);
+	close(fd);
+	while (sem_wait(&r->done))
+		;
+}
+
+static void race_end(struct race *r, pthread_t th)
+{
+	__atomic_store_n(&r->stop, true, __ATOMIC_RELEASE);
+	sem_post(&r->go);
+	pthread_join(th, NULL);
+}
+
+static double race_seconds(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec - t0->tv_sec + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static bool race_timeout(const struct timespec *t0)
+{
+	return race_seconds(t0) >= RACE_SECONDS;
+}
+
+/* Send @n datagrams of one byte, @tag, from the peer @p to the group. */
+static int send_tag(const struct ctx *c, int p, __u8 tag, int n)
+{
+	int family = c->mapped ? AF_INET : c->family;
+	struct sockaddr_storage ss;
+	socklen_t len = server_addr(family, false, &ss, PORT);
+	int i, sent = 0;
+
+	for (i = 0; i < n; i++)
+		sent += sendto(p, &tag, 1, 0, (void *)&ss, len) == 1;
+	return sent;
+}
+
+/* SOCK_DESTROY of sock_diag, for a socket named as sock_diag lists it. */
+struct destroy_req {
+	struct nlmsghdr nlh;
+	struct inet_diag_req_v2 r;
+};
+
+/* Name @fd, unconnected on the wildcard address and PORT, by its family,
+ * addresses (all zero), ports and cookie. The kernel finds it by a lookup
+ * in which its group picks a member by the hash of the 4-tuple: the
+ * remote port @rport decides which member, and the cookie turns any other
+ * member into ENOENT.
+ */
+static int destroy_req_of(const struct ctx *c, int fd, int rport,
+			  struct destroy_req *q)
+{
+	socklen_t len = sizeof(__u64);
+	__u64 cookie;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
+		return -1;
+	memset(q, 0, sizeof(*q));
+	q->nlh.nlmsg_len = sizeof(*q);
+	q->nlh.nlmsg_type = SOCK_DESTROY;
+	q->nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	q->r.sdiag_family = c->family;
+	q->r.sdiag_protocol = IPPROTO_UDP;
+	q->r.idiag_states = ~0U;
+	q->r.id.idiag_sport = htons(PORT);
+	q->r.id.idiag_dport = htons(rport);
+	q->r.id.idiag_cookie[0] = (__u32)cookie;
+	q->r.id.idiag_cookie[1] = cookie >> 32;
+	return 0;
+}
+
+/* Send @q on the NETLINK_SOCK_DIAG socket @nl and read one answer: 0 for
+ * a socket (SOCK_DIAG_BY_FAMILY), or the error of an ack (0 or -errno).
+ */
+static int sock_diag_send(int nl, const struct destroy_req *q)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	union {
+		struct nlmsghdr nlh;
+		char buf[1024];
+	} ack;
+	struct nlmsgerr *err = NLMSG_DATA(&ack.nlh);
+	ssize_t n;
+
+	n = sendto(nl, q, sizeof(*q), 0, (void *)&kernel, sizeof(kernel));
+	if (n != sizeof(*q))
+		return n < 0 ? -errno : -EIO;
+	n = recv(nl, &ack, sizeof(ack), 0);
+	if (n < 0)
+		return -errno;
+	if (n < (ssize_t)sizeof(ack.nlh))
+		return -EPROTO;
+	if (ack.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY)
+		return 0;
+	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*err)) ||
+	    ack.nlh.nlmsg_type != NLMSG_ERROR)
+		return -EPROTO;
+	return err->error;
+}
+
+static int race_destroy(struct race *r)
+{
+	return sock_diag_send(r->nl, r->req);
+}
+
+/* close() vs SOCK_DESTROY. With migration on, udp_close() of a reuseport
+ * member S sees S's group without the socket lock and then moves S to the
+ * group's closed section, which reads the group again. SOCK_DESTROY runs
+ * udp_abort() -> __udp_disconnect(), whose rehash of S (bound to the
+ * wildcard address) takes S out of its group and clears its group
+ * pointer: in between, close() would follow a NULL group (a kernel oops).
+ *
+ * Each round: S and M on *:PORT, a few datagrams queued on S (to move at
+ * close()), then A closes S while B sends SOCK_DESTROY for S. B's
+ * destroy finds S (0) or finds S gone (ENOENT); anything else fails. A
+ * first, non-racing round finds the remote port by which the lookup picks
+ * S, and checks that SOCK_DESTROY really aborts S (ECONNABORTED), so that
+ * the rounds cannot pass with a request that names nothing.
+ */
+#define DESTROY_ROUNDS	3000
+#define QUEUED		3	/* datagrams queued on S */
+
+TEST_F_TIMEOUT(mig, close_vs_destroy, 120)
+{
+	const struct ctx *c = &self->c;
+	int s, m, p, nl, rport, round, ret, found = 0, gone = 0, bad = 0;
+	struct race r = { .act = race_destroy };
+	socklen_t len = sizeof(int);
+	struct destroy_req q;
+	struct timespec t0;
+	pthread_t th;
+
+	if (!access("/proc/sys/net/ipv4/udp_migrate", F_OK))
+		set_migrate(_metadata, 1);
+	nl = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG);
+	ASSERT_LE(0, nl) TH_LOG("NETLINK_SOCK_DIAG: %s", strerror(errno));
+	p = peer(c, 0);
+	ASSERT_LE(0, p);
+
+	/* The first round, without a race: S, then M, in a new group, as in
+	 * every round. Each remote port names S through one member; the
+	 * cookie turns M into ENOENT, so the first 0 is S's port.
+	 */
+	s = member_at(c, true);
+	ASSERT_LE(0, s);
+	ASSERT_EQ(QUEUED, send_tag(c, p, 0, QUEUED));
+	m = member_at(c, true);
+	ASSERT_LE(0, m);
+	/* Without udp_diag (a module on Debian's kernel, and the test VM
+	 * loads none), sock_diag knows no UDP: even a query for any socket
+	 * on S's address and port finds none. (This query looks the local
+	 * side up in the destination fields, for historical reasons.)
+	 */
+	ASSERT_EQ(0, destroy_req_of(c, s, 1, &q));
+	q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	q.nlh.nlmsg_flags = NLM_F_REQUEST;
+	q.r.id.idiag_sport = htons(1);
+	q.r.id.idiag_dport = htons(PORT);
+	q.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	q.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	ret = sock_diag_send(nl, &q);
+	if (ret == -ENOENT)
+		SKIP(return, "no UDP in sock_diag (udp_diag)");
+	ASSERT_EQ(0, ret) TH_LOG("SOCK_DIAG_BY_FAMILY: %s", strerror(-ret));
+	for (rport = 1; rport <= 64; rport++) {
+		ASSERT_EQ(0, destroy_req_of(c, s, rport, &q));
+		ret = sock_diag_send(nl, &q);
+		if (ret == -EOPNOTSUPP)
+			SKIP(return, "no SOCK_DESTROY (INET_DIAG_DESTROY)");
+		if (ret != -ENOENT)
+			break;
+	}
+	ASSERT_EQ(0, ret) TH_LOG("SOCK_DESTROY, remote port %d: %s", rport,
+				 strerror(-ret));
+	ASSERT_EQ(0, getsockopt(s, SOL_SOCKET, SO_ERROR, &ret, &len));
+	ASSERT_EQ(ECONNABORTED, ret) TH_LOG("S not aborted: SO_ERROR %d", ret);
+	close(s);
+	close(m);
+
+	r.nl = nl;
+	r.req = &q;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, race_start(&r, &th));
+	for (round = 1; round <= DESTROY_ROUNDS && !race_timeout(&t0);
+	     round++) {
+		s = member_at(c, true);
+		ASSERT_LE(0, s) TH_LOG("round %d: S: %s", round,
+				       strerror(errno));
+		ASSERT_EQ(QUEUED, send_tag(c, p, 0, QUEUED));
+		m = member_at(c, true);
+		ASSERT_LE(0, m) TH_LOG("round %d: M: %s", round,
+				       strerror(errno));
+		ASSERT_EQ(0, destroy_req_of(c, s, rport, &q));
+		race_close(&r, round, s);
+		close(m);
+		if (r.ret == 0) {
+			found++;
+		} else if (r.ret == -ENOENT) {
+			gone++;
+		} else {
+			bad++;
+			ksft_print_msg("round %d: SOCK_DESTROY: %s\n", round,
+				       strerror(-r.ret));
+		}
+		if (round % 500 == 0) {
+			/* A trace in the console log if the kernel dies. */
+			ksft_print_msg("%d rounds so far, %.1f s\n", round,
+				       race_seconds(&t0));
+			fflush(stdout);
+		}
+	}
+	race_end(&r, th);
+	ksft_print_msg("%d rounds in %.1f s, remote port %d\n", round - 1,
+		       race_seconds(&t0), rport);
+	ksft_print_msg("SOCK_DESTROY: S found %d, gone (ENOENT) %d, error %d\n",
+		       found, gone, bad);
+	EXPECT_EQ(0, bad);
+	close(p);
+	close(nl);
+}
+
+static int race_bind(struct race *r)
+{
+	return bind(r->fd, (void *)&r->ss, r->len) ? -errno : 0;
+}
+
+/* A classic BPF reuseport program: the member at the index given by the
+ * first payload byte (for these programs the data starts there).
+ */
+static int attach_index_prog(int fd)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+	};
+	struct sock_fprog fprog = { .len = ARRAY_SIZE(code), .filter = code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog,
+			  sizeof(fprog));
+}
+
+/* Read @want datagrams of one byte from @fds[0..1] into @got[socket][tag]
+ * (tags 0 and 1; any other counts in tag 2), waiting up to 200 ms for
+ * them, then whatever else is queued.
+ */
+static void read_tags(const int *fds, int got[2][3], int want)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = fds[0], .events = POLLIN },
+		{ .fd = fds[1], .events = POLLIN },
+	};
+	int i, total = 0;
+	__u8 tag;
+
+	memset(got, 0, sizeof(int[2][3]));
+	while (poll(pfd, 2, total < want ? 200 : 0) > 0) {
+		for (i = 0; i < 2; i++) {
+			while (recv(fds[i], &tag, 1, MSG_DONTWAIT) == 1) {
+				got[i][tag < 2 ? tag : 2]++;
+				total++;
+			}
+		}
+	}
+}
+
+/* close() vs bind() of a new member. With udp_migrate=0, udp_close() takes
+ * S out of its group before it unhashes S, and not under the port's hash
+ * slot lock. A bind() of a new member N in between could pick S, hashed
+ * but groupless, as the member whose group it joins, and make a new group
+ * of S and N: N then lives in a group apart from the live member M, and
+ * apart from the group's program.
+ *
+ * Each round: S and M on the server's address, with a program that picks
+ * the member at the index of the first payload byte, then A closes S
+ * while B binds N. Indexes 0 and 1 must then name M and N, one each (which
+ * one depends on whether N joined before S left). With N in a group of
+ * its own, one of M and N gets all datagrams, the other none.
+ *
+ * bind() joins the group of the first matching socket of the port's
+ * primary hash chain. A new socket goes to the head of that chain, an
+ * IPv6 reuseport one to its tail (sk_add_node_rcu()): the rounds bind S
+ * first in half of them and M first in the other half, so that S comes
+ * first in the chain in either case.
+ */
+#define BIND_ROUNDS	3000
+#define PER_TAG		2	/* datagrams per index per round */
+#define MAX_REPORTS	20	/* rounds reported in full */
+
+static void report_split(int round, bool s_first, int got[2][3])
+{
+	ksft_print_msg("round %d (%s bound first, delay in %s):\n", round,
+		       s_first ? "S" : "M", round & 1 ? "A" : "B");
+	ksft_print_msg("  M got %d of index 0, %d of 1, %d other\n",
+		       got[0][0], got[0][1], got[0][2]);
+	ksft_print_msg("  N got %d of index 0, %d of 1, %d other\n",
+		       got[1][0], got[1][1], got[1][2]);
+	fflush(stdout);
+}
+
+TEST_F_TIMEOUT(mig, close_vs_bind_group, 120)
+{
+	int s, m, n, p, i, round, fds[2], got[2][3], at[2] = {}, split = 0;
+	const struct ctx *c = &self->c;
+	struct race r = { .act = race_bind };
+	struct timespec t0;
+	bool s_first;
+	pthread_t th;
+
+	if (!access("/proc/sys/net/ipv4/udp_migrate", F_OK))
+		set_migrate(_metadata, 0);
+	p = peer(c, 0);
+	ASSERT_LE(0, p);
+	r.len = server_addr(c->family, c->mapped, &r.ss, PORT);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, race_start(&r, &th));
+	for (round = 1; round <= BIND_ROUNDS && !race_timeout(&t0); round++) {
+		/* Rounds 1, 2: S first; 3, 4: M first; ... */
+		s_first = !(round & 2);
+		if (s_first)
+			s = member(c);
+		m = member(c);
+		ASSERT_LE(0, m) TH_LOG("round %d: M: %s", round,
+				       strerror(errno));
+		if (!s_first)
+			s = member(c);
+		ASSERT_LE(0, s) TH_LOG("round %d: S: %s", round,
+				       strerror(errno));
+		ASSERT_EQ(0, attach_index_prog(m))
+			TH_LOG("SO_ATTACH_REUSEPORT_CBPF: %s", strerror(errno));
+		n = unbound_member(c);
+		ASSERT_LE(0, n);
+		r.fd = n;
+		race_close(&r, round, s);
+		ASSERT_EQ(0, r.ret) TH_LOG("round %d: bind N: %s", round,
+					   strerror(-r.ret));
+
+		ASSERT_EQ(PER_TAG, send_tag(c, p, 0, PER_TAG));
+		ASSERT_EQ(PER_TAG, send_tag(c, p, 1, PER_TAG));
+		fds[0] = m;
+		fds[1] = n;
+		read_tags(fds, got, 2 * PER_TAG);
+		/* N's index i: N has all of i, M all of the other, and
+		 * nothing else arrived.
+		 */
+		i = got[1][1] ? 1 : 0;
+		if (got[1][i] == PER_TAG && !got[1][!i] && !got[1][2] &&
+		    got[0][!i] == PER_TAG && !got[0][i] && !got[0][2]) {
+			at[i]++;
+		} else if (++split <= MAX_REPORTS) {
+			report_split(round, s_first, got);
+		}
+		close(m);
+		close(n);
+		if (round % 500 == 0) {
+			/* A trace in the console log if the kernel dies. */
+			ksft_print_msg("%d rounds so far, %.1f s\n", round,
+				       race_seconds(&t0));
+			fflush(stdout);
+		}
+	}
+	race_end(&r, th);
+	ksft_print_msg("%d rounds in %.1f s\n", round - 1, race_seconds(&t0));
+	ksft_print_msg("N at index 0 %d, at 1 %d, apart from M %d\n",
+		       at[0], at[1], split);
+	EXPECT_EQ(0, split) TH_LOG("%d of %d rounds put N apart from M",
+				   split, round - 1);
 }
 
 TEST_HARNESS_MAIN
