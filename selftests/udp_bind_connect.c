@@ -1271,7 +1271,7 @@ struct tuple_race {
 	const struct ctx *self;
 	int fd, lport, rport;	/* of the other thread, for this round */
 	int ret;
-	int go, done;		/* round numbers, read and written atomically */
+	int go, done;		/* round numbers, accessed atomically */
 };
 
 static void *tuple_racer(void *arg)
