@@ -2,7 +2,7 @@
 /*
  * The short version of make run, as a test: hotswapd (2 workers per
  * generation) in each steering mode and address family, under
- * hotswap_load (16 flows of 2 s, 400 datagrams/s, 4 s, 2 reloads; a grace of
+ * hotswap_load (16 flows of 2 s, 400 datagrams/s, 5 s, 2 reloads; a grace of
  * 4 s for the old generation), must answer
  * every datagram from the flow's owner: 0 lost, 0 misdelivered, no failed
  * or split handshake. The netns gets net.ipv4.udp_migrate=1 and, unless
@@ -154,12 +154,15 @@ TEST_F(reload, zero_loss)
 	/* The old generation's grace (4 s) outlasts a flow (2 s) started
 	 * just before a reload, with room for a slow VM: with a grace equal
 	 * to the lifetime, a draining worker could exit with a flow left.
+	 * 5 s puts the two reloads (at T/3 and 2T/3) in the middle of a
+	 * flow lifetime: the flows, which start together and last 2 s, then
+	 * start new handshakes after each reload and before the end.
 	 */
 	char *srv[] = { "./hotswapd", "-m", (char *)variant->mode, "-w", "2",
 			"-a", (char *)variant->server_addr, "-g", "4000", NULL };
 	char pidstr[16], line[512] = "", *load[] = {
 		"./hotswap_load", "-P", pidstr, "-a",
-		(char *)variant->client_addr, "-f", "16", "-r", "400", "-t", "4",
+		(char *)variant->client_addr, "-f", "16", "-r", "400", "-t", "5",
 		"-k", "2", "-l", "2000", "-i", "3", NULL };
 	FILE *out;
 	pid_t lpid;
