@@ -16,6 +16,7 @@ bench:			## lookup (hash4 on/off/stock), socket setup, migration cost
 	scripts/run-bench
 	scripts/run-bench-setup
 	scripts/run-bench-migrate
+	scripts/run-bench-members
 
 kernel:			## the patched debug (test) kernel only
 	scripts/build-kernel debug

@@ -3,7 +3,7 @@
  * Receive-path cost of UDP datagrams to N connected sockets that share one
  * local address and port (the established-over-unconnected pattern).
  *
- *   udp_lookup_bench [-n N1,N2,...] [-t SECONDS] [-s SLOTS] [-H]
+ *   udp_lookup_bench [-n N1,N2,...] [-t SECONDS] [-s SLOTS] [-H] [-U] [-G]
  *
  * N sockets are bound to 127.0.0.1:4433 with SO_REUSEADDR and each is
  * connected to its own peer (127.0.0.2+i/60000, port 2000+i%60000). A raw
@@ -18,6 +18,15 @@
  *   oneflow as batch, but every datagram is for socket 0: the lookup still
  *           sees N sockets, the enqueue always hits the same one, so this
  *           isolates the lookup from the cost of touching N sockets
+ * With -U, a fourth figure:
+ *   unconn  as batch, but from peers that no socket is connected to: the
+ *           datagrams go to a reuseport group of two unconnected listeners,
+ *           bound to the same address and port before the N sockets
+ * With -G, the N connected sockets join that group (SO_REUSEPORT, same
+ * owner) instead of staying out of it, so that the cost that connected
+ * members add to unconnected traffic (has_conns: the lookup scores the
+ * whole chain, and the group's hash skips connected members) shows in
+ * unconn when compared with a run without -G.
  * With -H, each is measured with net.ipv4.udp_hash4=1 and then 0, on the
  * same sockets. The benchmark runs in a netns of its own, with a UDP table
  * of SLOTS slots (net.ipv4.udp_child_hash_entries, default 65536), so that
@@ -62,6 +71,8 @@ struct pkt {
 static int *socks;
 static int nsocks;
 static int raw;
+static int listeners[2];
+static int group_members;
 static long sent, delivered;
 
 static void die(const char *what)
@@ -104,6 +115,9 @@ static void add_sockets(int n)
 			die("socket");
 		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
 			die("SO_REUSEADDR");
+		if (group_members &&
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+			die("SO_REUSEPORT");
 		if (bind(fd, (void *)&local, sizeof(local)))
 			die("bind");
 		peer_of(i, &peer.sin_addr, &port);
@@ -115,12 +129,43 @@ static void add_sockets(int n)
 	nsocks = n;
 }
 
-static void fill(struct pkt *p, int i)
+/* The two unconnected members of the group on 127.0.0.1:4433. */
+static void add_listeners(void)
+{
+	struct sockaddr_in local = {
+		.sin_family = AF_INET, .sin_port = htons(PORT),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	int one = 1, i;
+
+	for (i = 0; i < 2; i++) {
+		listeners[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+		if (listeners[i] < 0 ||
+		    setsockopt(listeners[i], SOL_SOCKET, SO_REUSEADDR, &one,
+			       sizeof(one)) ||
+		    setsockopt(listeners[i], SOL_SOCKET, SO_REUSEPORT, &one,
+			       sizeof(one)) ||
+		    bind(listeners[i], (void *)&local, sizeof(local)))
+			die("listener");
+	}
+}
+
+/* Peer @i of the unconnected traffic: 127.1.0.1, ports 1000-1999. */
+static void stranger_of(int i, struct in_addr *addr, int *port)
+{
+	addr->s_addr = htonl(0x7f010001);
+	*port = 1000 + i % 1000;
+}
+
+static void fill(struct pkt *p, int i, int stranger)
 {
 	struct in_addr src;
 	int port;
 
-	peer_of(i, &src, &port);
+	if (stranger)
+		stranger_of(i, &src, &port);
+	else
+		peer_of(i, &src, &port);
 	memset(p, 0, sizeof(*p));
 	p->ip.version = 4;
 	p->ip.ihl = 5;
@@ -135,22 +180,33 @@ static void fill(struct pkt *p, int i)
 	p->udp.check = 0;	/* no checksum: allowed over IPv4 */
 }
 
-static long drain(int from, int to)
+static long drain_fd(int fd)
 {
 	char buf[64];
+	long got = 0;
+
+	while (recv(fd, buf, sizeof(buf), 0) > 0)
+		got++;
+	return got;
+}
+
+static long drain(int from, int to)
+{
 	long got = 0;
 	int i;
 
 	for (i = from; i < to; i++)
-		while (recv(socks[i], buf, sizeof(buf), 0) > 0)
-			got++;
+		got += drain_fd(socks[i]);
 	return got;
 }
 
-/* ns per datagram over sendmmsg() batches to the first n sockets, or to
- * socket 0 only (@oneflow) while n sockets exist.
+enum traffic { ROUND_ROBIN, ONE_FLOW, UNCONNECTED };
+
+/* ns per datagram over sendmmsg() batches to the first n sockets, to socket
+ * 0 only (ONE_FLOW) while n sockets exist, or to the listeners from peers
+ * that no socket is connected to (UNCONNECTED).
  */
-static double batch(int n, double seconds, int oneflow)
+static double batch(int n, double seconds, enum traffic tr)
 {
 	static struct pkt pkts[BATCH];
 	struct sockaddr_in dst = {
@@ -173,7 +229,8 @@ static double batch(int n, double seconds, int oneflow)
 		double t;
 
 		for (i = 0; i < BATCH; i++)
-			fill(&pkts[i], oneflow ? 0 : (k + i) % n);
+			fill(&pkts[i], tr == ONE_FLOW ? 0 : (k + i) % n,
+			     tr == UNCONNECTED);
 		t = now();
 		if (sendmmsg(raw, msgs, BATCH, 0) != BATCH)
 			die("sendmmsg");
@@ -182,7 +239,11 @@ static double batch(int n, double seconds, int oneflow)
 		sent += BATCH;
 		since_drain += BATCH;
 		/* Keep queues short, outside the timed part. */
-		if (oneflow || n == 1) {
+		if (tr == UNCONNECTED) {
+			delivered += drain_fd(listeners[0]) +
+				     drain_fd(listeners[1]);
+			since_drain = 0;
+		} else if (tr == ONE_FLOW || n == 1) {
 			delivered += drain(0, 1);
 			since_drain = 0;
 		} else if (since_drain / n >= 64) {
@@ -190,7 +251,8 @@ static double batch(int n, double seconds, int oneflow)
 			since_drain = 0;
 		}
 	} while (now() - start < seconds);
-	delivered += drain(0, n);
+	delivered += drain(0, n) + drain_fd(listeners[0]) +
+		     drain_fd(listeners[1]);
 	return busy * 1e9 / sent;
 }
 
@@ -209,7 +271,7 @@ static double rtt(int n, double seconds)
 	do {
 		int i = k++ % n;
 
-		fill(&p, i);
+		fill(&p, i, 0);
 		if (sendto(raw, &p, sizeof(p), 0, (void *)&dst, sizeof(dst)) < 0)
 			die("sendto");
 		sent++;
@@ -247,12 +309,17 @@ static void report(const char *config, int n, const char *mode, double ns)
 	fflush(stdout);
 }
 
+static int unconn;
+
 static void measure(const char *config, int n, double seconds)
 {
-	batch(n, seconds / 4, 0);	/* warm up, not reported */
-	report(config, n, "batch", batch(n, seconds, 0));
-	report(config, n, "oneflow", batch(n, seconds / 2, 1));
+	batch(n, seconds / 4, ROUND_ROBIN);	/* warm up, not reported */
+	report(config, n, "batch", batch(n, seconds, ROUND_ROBIN));
+	report(config, n, "oneflow", batch(n, seconds / 2, ONE_FLOW));
 	report(config, n, "rtt", rtt(n, seconds / 2));
+	if (unconn)
+		report(config, n, group_members ? "unconn-members" : "unconn",
+		       batch(n, seconds, UNCONNECTED));
 }
 
 int main(int argc, char **argv)
@@ -265,7 +332,7 @@ int main(int argc, char **argv)
 	int opt, toggle = 0, one = 1, fd;
 	struct rlimit rl;
 
-	while ((opt = getopt(argc, argv, "n:t:s:H")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:s:HUG")) != -1) {
 		switch (opt) {
 		case 'n':
 			snprintf(sizes, sizeof(sizes), "%s", optarg);
@@ -279,9 +346,16 @@ int main(int argc, char **argv)
 		case 'H':
 			toggle = 1;
 			break;
+		case 'U':
+			unconn = 1;
+			break;
+		case 'G':
+			unconn = 1;
+			group_members = 1;
+			break;
 		default:
 			fprintf(stderr,
-				"usage: %s [-n N,...] [-t SECONDS] [-s SLOTS] [-H]\n",
+				"usage: %s [-n N,...] [-t SECONDS] [-s SLOTS] [-H] [-U] [-G]\n",
 				argv[0]);
 			return 2;
 		}
@@ -308,6 +382,7 @@ int main(int argc, char **argv)
 		die("raw socket");
 	if (toggle && set_hash4(1))
 		die("net.ipv4.udp_hash4 (-H needs the patched kernel)");
+	add_listeners();
 
 	for (tok = strtok_r(sizes, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int n = atoi(tok);
