@@ -14,7 +14,8 @@ BUILD=${BUILD:-$TOP/build}
 SRC=$BUILD/src/linux-$KERNEL_VERSION
 LOGS=$BUILD/logs
 # ccache lives outside the clone so a fresh clone on the same machine reuses it.
-export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/udp-hotswap-ccache}
+# Without $HOME (some CI runners) it goes under build/ instead.
+export CCACHE_DIR=${CCACHE_DIR:-${HOME:-$BUILD}/.cache/udp-hotswap-ccache}
 export CCACHE_BASEDIR=$BUILD
 export CCACHE_SLOPPINESS=time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}

@@ -320,6 +320,25 @@ FIXTURE_TEARDOWN(mig)
 {
 }
 
+/* The set-up of quiz 1 with migration on: NR datagrams of FLOWS flows
+ * queued on *@l1, then *@l2 joins the group, with the socket filter @prog
+ * attached if it is not NULL.
+ */
+static void queue_then_join(struct __test_metadata *_metadata,
+			    const struct ctx *c, int *l1, int *l2,
+			    struct sock_fprog *prog)
+{
+	set_migrate(_metadata, 1);
+	*l1 = member(c);
+	ASSERT_LE(0, *l1);
+	ASSERT_EQ(NR, send_flows(c, 0, FLOWS, NR / FLOWS, 0, NULL));
+	*l2 = member(c);
+	ASSERT_LE(0, *l2);
+	if (prog)
+		ASSERT_EQ(0, setsockopt(*l2, SOL_SOCKET, SO_ATTACH_FILTER,
+					prog, sizeof(*prog)));
+}
+
 /* Quiz 1: NR datagrams queued on L1, L2 joins, L1 closes: L2 reads all,
  * in order per flow, and UdpMigrate counts them.
  */
@@ -328,12 +347,7 @@ TEST_F(mig, quiz1)
 	int l1, l2, last[FLOWS];
 	long m0, f0;
 
-	set_migrate(_metadata, 1);
-	l1 = member(&self->c);
-	ASSERT_LE(0, l1);
-	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
-	l2 = member(&self->c);
-	ASSERT_LE(0, l2);
+	queue_then_join(_metadata, &self->c, &l1, &l2, NULL);
 	m0 = migrated();
 	f0 = failed();
 	close(l1);
@@ -446,14 +460,7 @@ TEST_F(mig, target_filter)
 	long m0, f0, e0;
 	int l1, l2;
 
-	set_migrate(_metadata, 1);
-	l1 = member(&self->c);
-	ASSERT_LE(0, l1);
-	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
-	l2 = member(&self->c);
-	ASSERT_LE(0, l2);
-	ASSERT_EQ(0, setsockopt(l2, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
-				sizeof(prog)));
+	queue_then_join(_metadata, &self->c, &l1, &l2, &prog);
 	m0 = migrated();
 	f0 = failed();
 	e0 = udp_mib(&self->c, "InErrors");
@@ -484,14 +491,7 @@ TEST_F(mig, target_filter_ifindex)
 
 	code[1].k = if_nametoindex("lo");
 	ASSERT_NE(0, code[1].k);
-	set_migrate(_metadata, 1);
-	l1 = member(&self->c);
-	ASSERT_LE(0, l1);
-	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
-	l2 = member(&self->c);
-	ASSERT_LE(0, l2);
-	ASSERT_EQ(0, setsockopt(l2, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
-				sizeof(prog)));
+	queue_then_join(_metadata, &self->c, &l1, &l2, &prog);
 	close(l1);
 	EXPECT_EQ(NR, read_all(l2, NULL, 0));
 	EXPECT_EQ(0, sock_drops(l2));
@@ -552,12 +552,7 @@ TEST_F(mig, target_pktinfo)
 	int l1, l2, one = 1, total, ifindex = if_nametoindex("lo");
 	int level = SOL_IPV6, opt = IPV6_RECVPKTINFO;
 
-	set_migrate(_metadata, 1);
-	l1 = member(&self->c);
-	ASSERT_LE(0, l1);
-	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
-	l2 = member(&self->c);
-	ASSERT_LE(0, l2);
+	queue_then_join(_metadata, &self->c, &l1, &l2, NULL);
 	if (self->c.family == AF_INET)
 		level = SOL_IP, opt = IP_PKTINFO;
 	ASSERT_EQ(0, setsockopt(l2, level, opt, &one, sizeof(one)));
