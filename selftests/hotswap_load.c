@@ -35,7 +35,11 @@
 #include "hotswap_proto.h"
 
 #define HS_TIMEOUT_MS	1000
+/* After the last send: wait for answers until none came for DRAIN_MS, at
+ * most DRAIN_MAX_MS. A slow VM answers late; late is not lost.
+ */
 #define DRAIN_MS	1500
+#define DRAIN_MAX_MS	15000
 #define BUCKET_MS	100
 
 enum { D_SENT, D_OWNER, D_OTHER };
@@ -56,7 +60,8 @@ struct flow {
 };
 
 static struct dgram *dg;
-static long ndg, maxdg;
+static long ndg, maxdg, answered;
+static long long last_answer;
 static struct flow *flows;
 static long nflows, maxflows;
 static struct sockaddr_storage srv;
@@ -131,6 +136,8 @@ static void receive(long f)
 		    dg[h.seq].worker)
 			continue;
 		dg[h.seq].worker = h.worker;
+		answered++;
+		last_answer = now_ms();
 		if (h.echoed == T_INITIAL) {
 			if (!fl->first_worker)
 				fl->first_worker = h.worker;
@@ -222,7 +229,9 @@ int main(int argc, char **argv)
 	}
 	next_reload = K ? t0 + T * 1000LL / (K + 1) : end + 1;
 
-	while ((now = now_ms()) < end + DRAIN_MS) {
+	while ((now = now_ms()) < end ||
+	       (answered < ndg && now < end + DRAIN_MAX_MS &&
+		now < (last_answer > end ? last_answer : end) + DRAIN_MS)) {
 		if (now < end && reloads < K && now >= next_reload) {
 			reload_at[reloads++] = now;
 			kill(master, SIGHUP);

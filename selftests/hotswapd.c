@@ -466,9 +466,16 @@ static int pending_handshakes(void)
 static int listener_socket(void)
 {
 	int one = 1, fd = socket(cfg.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	int rcvbuf = 4 << 20;
 
 	if (fd < 0)
 		die("socket");
+	/* Every new flow's datagrams and, in cid mode, all datagrams queue
+	 * here: a worker that stalls for a moment must not overflow it. As
+	 * QUIC servers do, ask for more than rmem_max when allowed to.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)))
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(fd, (void *)&cfg.addr, cfg.addrlen))

@@ -12,7 +12,7 @@
  * Each test runs in its own netns; variants: IPv4, IPv6, v4-mapped.
  *
  * Tests of bind()+connect() alone also run on kernels without the option,
- * where they show the window; the others fail there with ENOPROTOOPT.
+ * where they show the window; the others skip there (ENOPROTOOPT).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -277,6 +277,22 @@ static int add_addr6(int ifindex, const char *addr, int plen)
 	return ret;
 }
 
+/* Does this kernel know the option? Without the series, ENOPROTOOPT. */
+static bool has_bind_connect(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), val = 0, ret;
+
+	/* UDP's setsockopt() wants an int before it looks at the name. */
+	ret = setsockopt(fd, IPPROTO_UDP, UDP_BIND_CONNECT, &val, sizeof(val));
+	ret = ret && errno == ENOPROTOOPT;
+	close(fd);
+	return !ret;
+}
+
+/* Every test of the option skips on a kernel without it. */
+#define NO_BIND_CONNECT \
+	"no UDP_BIND_CONNECT (ENOPROTOOPT): a kernel without the series"
+
 FIXTURE_SETUP(bc)
 {
 	struct ifreq ifr = { .ifr_name = "lo" };
@@ -314,6 +330,8 @@ TEST_F(bc, equivalence)
 	socklen_t len;
 	char c;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	fd = udp_socket(&self->c, false, false);
 	p1 = peer(&self->c, PEER_PORT + 1);
 	p2 = peer(&self->c, PEER_PORT + 2);
@@ -394,6 +412,8 @@ TEST_F(bc, window_setsockopt)
 {
 	int lst, fd, foreign, p1;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	lst = udp_socket(&self->c, true, false);
 	ASSERT_EQ(0, do_bind(&self->c, lst, server_ip, PORT));
 	foreign = peer(&self->c, FOREIGN_PORT);
@@ -426,6 +446,8 @@ TEST_F(bc, window_reuseport_prog)
 	int lst[2], fd, foreign, p1, i;
 	socklen_t len;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	for (i = 0; i < 2; i++) {
 		lst[i] = udp_socket(&self->c, true, true);
 		ASSERT_EQ(0, do_bind(&self->c, lst[i], server_ip, PORT));
@@ -475,6 +497,8 @@ TEST_F(bc, bound_no_port)
 	socklen_t wlen, glen = sizeof(got);
 	int fd, one = 1;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	fd = udp_socket(&self->c, true, false);
 	ASSERT_EQ(0, setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one,
 				sizeof(one)));
@@ -516,6 +540,8 @@ TEST_F(bc, no_side_effects)
 	struct sockaddr_storage ss;
 	int counts[4] = {};
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	fds[0] = udp_socket(&self->c, false, true);
 	fds[1] = udp_socket(&self->c, false, true);
 	ASSERT_EQ(0, do_bind(&self->c, fds[0], server_ip, PORT));
@@ -572,6 +598,8 @@ TEST_F(bc, unique)
 {
 	int a, b, c, d;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	a = udp_socket(&self->c, true, true);
 	b = udp_socket(&self->c, true, true);
 	ASSERT_EQ(0, bind_connect(&self->c, a, server_ip, PORT,
@@ -645,6 +673,8 @@ TEST_F(bc, ownership)
 	};
 	unsigned int i;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		int h, b, s;
 
@@ -674,6 +704,8 @@ TEST_F(bc, port_zero)
 {
 	int a, b, c, d, pa, pb, p1;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	write_file(_metadata, "/proc/sys/net/ipv4/ip_local_port_range",
 		   "41000 41001");
 	a = udp_socket(&self->c, true, false);
@@ -717,6 +749,8 @@ TEST_F(bc, scope_id)
 	int fd, p, fd2;
 	socklen_t len;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	if (self->c.family != AF_INET6 || self->c.mapped)
 		SKIP(return, "link-local addresses are IPv6");
 	ASSERT_EQ(0, add_addr6(lo, "fe80::1", 64));
@@ -765,6 +799,8 @@ TEST_F(bc, families)
 	struct udp_bind_connect bc;
 	int fd, v6only = 1;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	fd = udp_socket(&self->c, false, false);
 	addr_of(&self->c, &bc.local, server_ip, PORT);
 	addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
@@ -815,6 +851,8 @@ TEST_F(bc, errors)
 	int fd, one = 1, i = 0, status;
 	pid_t pid;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	fd = udp_socket(&self->c, false, false);
 	addr_of(&self->c, &bc.local, server_ip, PORT);
 	addr_of(&self->c, &bc.remote, peer_ip, PEER_PORT + 1);
@@ -1106,6 +1144,8 @@ TEST_F(bc, lsm_bind)
 {
 	int fd, ctl;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	lsm_attach(_metadata, &self->lsm_link, "socket_bind", LSM_PORT);
 
 	/* The program works: bind() to LSM_PORT fails, to PORT it passes. */
@@ -1143,6 +1183,8 @@ TEST_F(bc, lsm_connect)
 	socklen_t len;
 	int fd, ctl;
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	lsm_attach(_metadata, &self->lsm_link, "socket_connect",
 		   LSM_PEER_PORT);
 
@@ -1257,6 +1299,8 @@ TEST_F_TIMEOUT(bc, race_bind_then_connect, 120)
 
 TEST_F_TIMEOUT(bc, race_setsockopt, 120)
 {
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	EXPECT_EQ(0, race(_metadata, &self->c, true, RACE_FLOWS));
 }
 
@@ -1358,12 +1402,16 @@ static void tuple_race(struct __test_metadata *_metadata,
 /* An explicit local port: one of the two, never both. */
 TEST_F_TIMEOUT(bc, race_same_tuple, 120)
 {
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	tuple_race(_metadata, &self->c, PORT, TUPLE_ROUNDS);
 }
 
 /* Local port 0, one peer: the kernel may pick two ports, never one. */
 TEST_F_TIMEOUT(bc, race_same_tuple_port0, 120)
 {
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	tuple_race(_metadata, &self->c, 0, TUPLE_ROUNDS);
 }
 
@@ -1387,6 +1435,8 @@ TEST_F_TIMEOUT(bc, fuzz, 120)
 	unsigned char buf[2 * sizeof(struct udp_bind_connect)];
 	int i, j, seen[4] = {};
 
+	if (!has_bind_connect())
+		SKIP(return, NO_BIND_CONNECT);
 	srand(42 + self->c.family + self->c.mapped);
 	for (i = 0; i < 3000; i++) {
 		struct udp_bind_connect *bc = (void *)buf;

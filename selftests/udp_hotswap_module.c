@@ -145,6 +145,14 @@ static void enter(struct __test_metadata *_metadata, bool *loaded)
 
 	lo_up(_metadata);
 	err = load("");
+	/* A case killed by its timeout never ran its teardown: unload its
+	 * module rather than fail every case after it.
+	 */
+	if (err == -EEXIST) {
+		TH_LOG("udp_hotswap left loaded by an earlier case: unloading it");
+		ASSERT_EQ(0, unload());
+		err = load("");
+	}
 	ASSERT_EQ(0, err) TH_LOG("load: %s", strerror(-err));
 	*loaded = true;
 }
@@ -824,7 +832,7 @@ TEST_F(scene, counters)
 /* Read the reuseport file from another thread while a socket with
  * NR_QUEUED datagrams closes, until its group shows it in the closed part.
  */
-#define NR_QUEUED	10000
+#define NR_QUEUED	3000
 
 struct catcher {
 	unsigned long long cookie;
@@ -861,7 +869,7 @@ static void *catch_closed(void *arg)
 /* A UDP member during its migration: in the closed part of its group,
  * then gone, its datagrams all on the live member.
  */
-TEST_F(scene, closing_member)
+TEST_F_TIMEOUT(scene, closing_member, 120)
 {
 	int l0, l1, p, big = 64 << 20, round, n, i;
 	struct catcher c = {};

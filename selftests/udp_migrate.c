@@ -8,7 +8,8 @@
  * Each test runs in its own netns and asserts exact counts: datagrams
  * read per socket, in order per flow, and the counters' deltas. quiz1 is
  * seed 002's first quiz for UDP: N datagrams on L1, L2 joins, L1 closes.
- * With udp_migrate=0 (and on kernels without it) L2 reads 0. The TCP
+ * With udp_migrate=0 (and on kernels without it) L2 reads 0. On a kernel
+ * without net.ipv4.udp_migrate the tests of migration skip. The TCP
  * baseline runs seed 002's two quizzes with tcp_migrate_req: an accept
  * queue, and a request whose final ACK was not taken.
  */
@@ -300,6 +301,14 @@ static void reset_order(int *last, int n)
 		last[i] = -1;
 }
 
+/* Every test of migration skips on a kernel without it. */
+static bool has_migrate(void)
+{
+	return !access("/proc/sys/net/ipv4/udp_migrate", F_OK);
+}
+
+#define NO_MIGRATE "no net.ipv4.udp_migrate: a kernel without the series"
+
 FIXTURE_SETUP(mig)
 {
 	struct ifreq ifr = { .ifr_name = "lo" };
@@ -347,6 +356,8 @@ TEST_F(mig, quiz1)
 	int l1, l2, last[FLOWS];
 	long m0, f0;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	queue_then_join(_metadata, &self->c, &l1, &l2, NULL);
 	m0 = migrated();
 	f0 = failed();
@@ -380,6 +391,8 @@ TEST_F(mig, reader_queue)
 	int l1, l2, last[FLOWS], got;
 	char c;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	l1 = member(&self->c);
 	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
@@ -400,6 +413,8 @@ TEST_F(mig, no_target)
 	long m0, f0;
 	int l1;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	l1 = member(&self->c);
 	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
@@ -420,6 +435,8 @@ TEST_F(mig, rcvbuf_full)
 	int l1, l2, small = 4096, got;
 	long m0, f0, r0, e0;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	l1 = member(&self->c);
 	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
@@ -460,6 +477,8 @@ TEST_F(mig, target_filter)
 	long m0, f0, e0;
 	int l1, l2;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	queue_then_join(_metadata, &self->c, &l1, &l2, &prog);
 	m0 = migrated();
 	f0 = failed();
@@ -489,6 +508,8 @@ TEST_F(mig, target_filter_ifindex)
 	struct sock_fprog prog = { .len = 4, .filter = code };
 	int l1, l2;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	code[1].k = if_nametoindex("lo");
 	ASSERT_NE(0, code[1].k);
 	queue_then_join(_metadata, &self->c, &l1, &l2, &prog);
@@ -552,6 +573,8 @@ TEST_F(mig, target_pktinfo)
 	int l1, l2, one = 1, total, ifindex = if_nametoindex("lo");
 	int level = SOL_IPV6, opt = IPV6_RECVPKTINFO;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	queue_then_join(_metadata, &self->c, &l1, &l2, NULL);
 	if (self->c.family == AF_INET)
 		level = SOL_IP, opt = IP_PKTINFO;
@@ -589,6 +612,8 @@ TEST_F(mig, multicast)
 	struct ip_mreqn mr = { .imr_ifindex = ifindex };
 	long m0;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	/* lo in a netns loops no IPv6 multicast back to local sockets (no
 	 * route, and lo keeps it off its multicast path): IPv4 and v4-mapped
 	 * groups show the double delivery; the IPv6 variant has no way to
@@ -660,6 +685,8 @@ TEST_F(mig, gro_split)
 	socklen_t len;
 	ssize_t n;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	l1 = member(&self->c);
 	ASSERT_LE(0, l1);
@@ -730,6 +757,8 @@ TEST_F_TIMEOUT(mig, close_near_udp_mem, 120)
 	ssize_t n;
 	int fd;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	l1 = member(&self->c);
 	ASSERT_LE(0, l1);
@@ -795,6 +824,8 @@ TEST_F(mig, connected)
 	long m0, f0;
 	socklen_t len;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	/* S, a connected member, closes with datagrams queued. */
 	s = member(&self->c);
@@ -835,6 +866,8 @@ TEST_F(mig, other_netns)
 	pid_t pid;
 	char c;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	l1 = member(&self->c);
 	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
@@ -874,6 +907,8 @@ TEST_F(mig, shutdown)
 	int l1, l2;
 	long m0;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	l1 = member(&self->c);
 	ASSERT_EQ(NR, send_flows(&self->c, 0, FLOWS, NR / FLOWS, 0, NULL));
@@ -894,6 +929,8 @@ TEST_F_TIMEOUT(mig, grow, 120)
 	int fds[GROW + 1], i, total = 0, nlive = 0;
 	long m0, f0;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	set_migrate(_metadata, 1);
 	m0 = migrated();
 	f0 = failed();
@@ -989,6 +1026,8 @@ TEST_F_TIMEOUT(mig, load, 120)
 {
 	long sent, fail, ovf, got;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	got = run_load(_metadata, &self->c, 1, &sent, &fail, &ovf);
 	EXPECT_EQ(0, ovf);
 	EXPECT_EQ(0, fail);
@@ -1086,6 +1125,8 @@ TEST_F(mig, bpf)
 	union bpf_attr attr;
 	long m0, f0;
 
+	if (!has_migrate())
+		SKIP(return, NO_MIGRATE);
 	/* Migration by the program alone: the sysctl stays 0. */
 	if (!access("/proc/sys/net/ipv4/udp_migrate", F_OK))
 		set_migrate(_metadata, 0);
