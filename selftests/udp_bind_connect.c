@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/btf.h>
@@ -210,14 +211,20 @@ static void send_to(const struct ctx *self, int pfd, int port, int n)
 }
 
 /* Datagrams queued on @fd, all read; loopback delivers synchronously. */
-static int drain(int fd)
+/* Read up to @max datagrams queued on @fd; how many. */
+static int drain_max(int fd, int max)
 {
 	char buf[64];
 	int n = 0;
 
-	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+	while (n < max && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
 		n++;
 	return n;
+}
+
+static int drain(int fd)
+{
+	return drain_max(fd, INT_MAX);
 }
 
 static int port_of(int fd, bool peer)
@@ -1242,8 +1249,12 @@ static void *flooder(void *arg)
 
 /* Set up @nr per-flow sockets with @use_opt or bind()+connect(), under a
  * flood; return how many foreign datagrams they got. The flows yield the
- * CPU between the two calls, as a preempted server would.
+ * CPU between the two calls, as a preempted server would. The flood must
+ * really arrive while they are set up: the listener, drained after every
+ * FLOOD_EVERY flows, must have got some in each of those periods.
  */
+#define FLOOD_EVERY	64
+
 static long race(struct __test_metadata *_metadata,
 		 const struct ctx *self, bool use_opt, int nr)
 {
@@ -1252,9 +1263,9 @@ static long race(struct __test_metadata *_metadata,
 		{ .self = self, .port = FOREIGN_PORT + 1 },
 	};
 	struct sockaddr_storage ss;
+	long foreign = 0, arrived = 0, n;
+	int lst, i, fd, flooded = 0;
 	pthread_t th[2];
-	long foreign = 0;
-	int lst, i, fd;
 	socklen_t len;
 
 	lst = udp_socket(self, true, false);
@@ -1276,17 +1287,22 @@ static long race(struct __test_metadata *_metadata,
 		}
 		foreign += drain(fd);
 		close(fd);
-		if (i % 64 == 0)
-			drain(lst);
+		if (i % FLOOD_EVERY == FLOOD_EVERY - 1) {
+			/* Bounded: a flood refills it as fast as it drains. */
+			n = drain_max(lst, 4096);
+			arrived += n;
+			flooded += n > 0;
+		}
 	}
 	for (i = 0; i < 2; i++) {
 		__atomic_store_n(&f[i].stop, true, __ATOMIC_RELAXED);
 		pthread_join(th[i], NULL);
 	}
 	close(lst);
-	ksft_print_msg("%s: %d flows, %ld datagrams flooded, %ld foreign\n",
+	ksft_print_msg("%s: %d flows, %ld flooded, %ld listener, %ld foreign\n",
 		       use_opt ? "UDP_BIND_CONNECT" : "bind()+connect()",
-		       nr, f[0].sent + f[1].sent, foreign);
+		       nr, f[0].sent + f[1].sent, arrived, foreign);
+	EXPECT_EQ(nr / FLOOD_EVERY, flooded) TH_LOG("the flood did not arrive");
 	return foreign;
 }
 
