@@ -161,6 +161,7 @@ FIXTURE_SETUP(reload)
 FIXTURE_TEARDOWN(reload)
 {
 	long strays = 0, failures = 0;
+	int workers = 0;
 	char line[256];
 
 	if (self->server > 0) {
@@ -179,10 +180,15 @@ FIXTURE_TEARDOWN(reload)
 		fprintf(stderr, "# hotswapd: %s", line);
 		if (strncmp(line, "worker ", 7))
 			continue;
+		workers++;
+		EXPECT_LE(0, val(line, "strays"));
+		EXPECT_LE(0, val(line, "flow_socket_failures"));
 		strays += val(line, "strays");
 		failures += val(line, "flow_socket_failures");
 	}
 	fclose(self->err);
+	/* 2 workers in each of the 3 generations, each with its line. */
+	EXPECT_EQ(6, workers) TH_LOG("a worker died without its counters");
 	EXPECT_EQ(0, strays) TH_LOG("flow sockets got other flows' datagrams");
 	EXPECT_EQ(0, failures) TH_LOG("workers failed to make flow sockets");
 }
@@ -213,7 +219,8 @@ static int spawn(char *const argv[], pid_t *pid, FILE *err)
 }
 
 
-TEST_F(reload, zero_loss)
+/* Start-up, 8 s of load, up to 15 s of drain and the teardown. */
+TEST_F_TIMEOUT(reload, zero_loss, 60)
 {
 	/* The old generation's grace (4 s) outlasts a flow (2 s) started
 	 * just before a reload, with room for a slow VM: with a grace equal
