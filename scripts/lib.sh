@@ -28,6 +28,9 @@ LOGS=$BUILD/logs
 export CCACHE_DIR=${CCACHE_DIR:-${HOME:-$BUILD}/.cache/udp-hotswap-ccache}
 export CCACHE_BASEDIR=$BUILD
 export CCACHE_SLOPPINESS=time_macros,include_file_mtime,include_file_ctime
+# The kernel is built with -g (BTF): ccache would hash the build directory
+# too, and a clone elsewhere (CI's) would miss on every file.
+export CCACHE_NOHASHDIR=1
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 # Reproducible strings in the kernel image, so ccache hits on init/version.c.
 export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'
