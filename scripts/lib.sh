@@ -47,6 +47,13 @@ kernel_build_dir() { echo "$BUILD/kernel-$1"; }
 # hash_of FILE... -> one sha256 over the contents of the given files.
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
+# The files of the current directory's tree that patches/ FILE... change
+# (their pre-images), one per line: what "base" must hold for git am.
+series_preimages() {
+	(cd "$TOP/patches" && sed -n 's|^diff --git a/\([^ ]*\) b/.*|\1|p' "$@") | sort -u |
+		while IFS= read -r f; do if [ -e "$f" ]; then echo "$f"; fi; done
+}
+
 # stock_image_pkg DEBVERSION -> the cloud image package of that version.
 stock_image_pkg() { echo "linux-image-${1%%-*}+deb12-cloud-amd64-unsigned"; }
 

@@ -3,7 +3,8 @@
  * Receive-path cost of UDP datagrams to N connected sockets that share one
  * local address and port (the established-over-unconnected pattern).
  *
- *   udp_lookup_bench [-n N1,N2,...] [-t SECONDS] [-s SLOTS] [-H] [-U] [-G]
+ *   udp_lookup_bench [-n N1,N2,...] [-t SECONDS] [-r ROUNDS] [-s SLOTS]
+ *                    [-H] [-U] [-G]
  *
  * N sockets are bound to 127.0.0.1:4433 with SO_REUSEADDR and each is
  * connected to its own peer (127.0.0.2+i/60000, port 2000+i%60000). A raw
@@ -27,16 +28,22 @@
  * members add to unconnected traffic (has_conns: the lookup scores the
  * whole chain, and the group's hash skips connected members) shows in
  * unconn when compared with a run without -G.
- * With -H, each is measured with net.ipv4.udp_hash4=1 and then 0, on the
- * same sockets. The benchmark runs in a netns of its own, with a UDP table
+ * With -H, each is measured with net.ipv4.udp_hash4=1 and 0, on the same
+ * sockets in the same boot. Every N is measured ROUNDS times (default 3),
+ * and with -H the order of the two settings alternates from round to round
+ * (1 then 0, 0 then 1, ...), so that neither always runs on a warmer cache
+ * or a quieter host; the report takes the median of the rounds. The benchmark runs in a netns of its own, with a UDP table
  * of SLOTS slots (net.ipv4.udp_child_hash_entries, default 65536), so that
  * every kernel and setting is measured with the same table size. It also
  * lifts net.ipv4.udp_mem: each socket that received keeps up to a page of
  * forward allocation, and 100k of them exhaust the default accounting
  * limit, after which datagrams are dropped instead of queued.
  * Output: one line per measurement,
- *   result config=<hash4=1|hash4=0|kernel> n=<N> mode=<batch|rtt> ns=<ns> \
+ *   result config=<hash4=1|hash4=0|kernel> n=<N> round=<R> \
+ *          mode=<batch|oneflow|rtt|unconn|unconn-members> ns=<ns> \
  *          rate=<datagrams/s> delivered=<got>/<sent>
+ * where delivered counts the datagrams of the mode so far; the benchmark
+ * exits 3 when any line has fewer delivered than sent.
  * Sockets are added as N grows, so the largest N sets the memory needed.
  */
 #define _GNU_SOURCE
@@ -302,10 +309,13 @@ static int set_hash4(int on)
 	return 0;
 }
 
+static int round_nr, lost;
+
 static void report(const char *config, int n, const char *mode, double ns)
 {
-	printf("result config=%s n=%d mode=%s ns=%.1f rate=%.0f delivered=%ld/%ld\n",
-	       config, n, mode, ns, 1e9 / ns, delivered, sent);
+	printf("result config=%s n=%d round=%d mode=%s ns=%.1f rate=%.0f delivered=%ld/%ld\n",
+	       config, n, round_nr, mode, ns, 1e9 / ns, delivered, sent);
+	lost |= delivered != sent;
 	fflush(stdout);
 }
 
@@ -329,16 +339,19 @@ int main(int argc, char **argv)
 	FILE *f;
 	struct ifreq ifr = { .ifr_name = "lo" };
 	double seconds = 2;
-	int opt, toggle = 0, one = 1, fd;
+	int opt, toggle = 0, one = 1, fd, rounds = 3;
 	struct rlimit rl;
 
-	while ((opt = getopt(argc, argv, "n:t:s:HUG")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:r:s:HUG")) != -1) {
 		switch (opt) {
 		case 'n':
 			snprintf(sizes, sizeof(sizes), "%s", optarg);
 			break;
 		case 't':
 			seconds = atof(optarg);
+			break;
+		case 'r':
+			rounds = atoi(optarg);
 			break;
 		case 's':
 			snprintf(slots, sizeof(slots), "%s", optarg);
@@ -355,10 +368,14 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr,
-				"usage: %s [-n N,...] [-t SECONDS] [-s SLOTS] [-H] [-U] [-G]\n",
+				"usage: %s [-n N,...] [-t SECONDS] [-r ROUNDS] [-s SLOTS] [-H] [-U] [-G]\n",
 				argv[0]);
 			return 2;
 		}
+	}
+	if (rounds < 1) {
+		fprintf(stderr, "udp_lookup_bench: bad ROUNDS %d\n", rounds);
+		return 2;
 	}
 	write_sysctl("/proc/sys/net/ipv4/udp_child_hash_entries", slots);
 	write_sysctl("/proc/sys/net/ipv4/udp_mem", "4194304 4194304 4194304");
@@ -403,20 +420,23 @@ int main(int argc, char **argv)
 		}
 		add_sockets(n);
 		fprintf(stderr, "# n=%d: sockets ready in %.1f s\n", n, now() - t0);
-		if (toggle) {
-			const int order[2] = { 1, 0 };
-			int j;
+		for (round_nr = 0; round_nr < rounds; round_nr++) {
+			int j, on;
 
+			if (!toggle) {
+				measure("kernel", n, seconds);
+				continue;
+			}
 			for (j = 0; j < 2; j++) {
-				const char *cfg = order[j] ? "hash4=1" : "hash4=0";
-
-				set_hash4(order[j]);
-				measure(cfg, n, seconds);
+				/* 1, 0 in even rounds; 0, 1 in odd ones. */
+				on = (j + round_nr + 1) % 2;
+				set_hash4(on);
+				measure(on ? "hash4=1" : "hash4=0", n, seconds);
 			}
 			set_hash4(1);
-		} else {
-			measure("kernel", n, seconds);
 		}
 	}
-	return 0;
+	if (lost)
+		fprintf(stderr, "udp_lookup_bench: datagrams were lost\n");
+	return lost ? 3 : 0;
 }
