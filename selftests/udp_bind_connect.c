@@ -26,6 +26,7 @@
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -950,6 +951,7 @@ TEST_F(bc, port_zero)
 /* 6: link-local IPv6 addresses with scope ids (IPv6 variant only). */
 TEST_F(bc, scope_id)
 {
+	struct pollfd pfd;
 	struct sockaddr_in6 *l, *r, ss;
 	struct udp_bind_connect bc;
 	int lo = if_nametoindex("lo");
@@ -997,6 +999,12 @@ TEST_F(bc, scope_id)
 	ASSERT_EQ(0, bind(fd2, (void *)&ss, sizeof(ss)));
 	ASSERT_EQ(1, sendto(p, "x", 1, 0, (void *)l, sizeof(*l)));
 	ASSERT_EQ(1, sendto(fd2, "x", 1, 0, (void *)l, sizeof(*l)));
+	/* Once in a full udp_hash4=0 run the datagram was not there yet
+	 * when sendto() returned: wait for it, up to a second.
+	 */
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	poll(&pfd, 1, 1000);
 	EXPECT_EQ(1, drain(fd));
 }
 
