@@ -1453,13 +1453,18 @@ static void *flooder(void *arg)
 	return NULL;
 }
 
-/* Set up @nr per-flow sockets with @use_opt or bind()+connect(), under a
- * flood; return how many foreign datagrams they got. The flows yield the
- * CPU between the two calls, as a preempted server would. The flood must
- * really arrive while they are set up: the listener, drained after every
- * FLOOD_EVERY flows, must have got some in each of those periods.
+/* Set up at least @nr per-flow sockets with @use_opt or bind()+connect(),
+ * under a flood; return how many foreign datagrams they got. The flows
+ * yield the CPU between the two calls, as a preempted server would. The
+ * flood must really arrive while they are set up: each period of at least
+ * FLOOD_EVERY flows and FLOOD_PERIOD_MS must have seen some of it, on the
+ * listener (drained at the end of the period) or on the flows' sockets
+ * (where, through the bind()+connect() window, the bug puts it). A period
+ * has a minimum time because a fast kernel sets up FLOOD_EVERY flows in
+ * less than the flooders' gap.
  */
 #define FLOOD_EVERY	64
+#define FLOOD_PERIOD_MS	10
 
 static long race(struct __test_metadata *_metadata,
 		 const struct ctx *self, bool use_opt, int nr)
@@ -1468,46 +1473,57 @@ static long race(struct __test_metadata *_metadata,
 		{ .self = self, .port = FOREIGN_PORT },
 		{ .self = self, .port = FOREIGN_PORT + 1 },
 	};
+	long foreign = 0, arrived = 0, in_period, n;
+	int lst, i = 0, k, fd, period, flooded = 0;
 	struct sockaddr_storage ss;
-	long foreign = 0, arrived = 0, n;
-	int lst, i, fd, flooded = 0;
+	struct timespec t0, t;
 	pthread_t th[2];
 	socklen_t len;
 
 	lst = udp_socket(self, true, false);
 	EXPECT_EQ(0, do_bind(self, lst, server_ip, PORT));
-	for (i = 0; i < 2; i++)
-		pthread_create(&th[i], NULL, flooder, &f[i]);
+	for (k = 0; k < 2; k++)
+		pthread_create(&th[k], NULL, flooder, &f[k]);
 	usleep(10000);
-	for (i = 0; i < nr; i++) {
-		fd = udp_socket(self, true, false);
-		if (use_opt) {
-			ASSERT_EQ(0, bind_connect(self, fd, server_ip, PORT,
-						  peer_ip,
-						  PEER_PORT + i % 5000));
-		} else {
-			ASSERT_EQ(0, do_bind(self, fd, server_ip, PORT));
-			sched_yield();
-			len = addr_of(self, &ss, peer_ip, PEER_PORT + i % 5000);
-			ASSERT_EQ(0, connect(fd, (void *)&ss, len));
+	for (period = 0; period < nr / FLOOD_EVERY; period++) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		in_period = 0;
+		for (k = 0;; k++, i++) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (k >= FLOOD_EVERY &&
+			    (t.tv_sec - t0.tv_sec) * 1000 +
+			    (t.tv_nsec - t0.tv_nsec) / 1000000 >= FLOOD_PERIOD_MS)
+				break;
+			fd = udp_socket(self, true, false);
+			if (use_opt) {
+				ASSERT_EQ(0, bind_connect(self, fd, server_ip,
+							  PORT, peer_ip,
+							  PEER_PORT + i % 5000));
+			} else {
+				ASSERT_EQ(0, do_bind(self, fd, server_ip, PORT));
+				sched_yield();
+				len = addr_of(self, &ss, peer_ip,
+					      PEER_PORT + i % 5000);
+				ASSERT_EQ(0, connect(fd, (void *)&ss, len));
+			}
+			n = drain(fd);
+			foreign += n;
+			in_period += n;
+			close(fd);
 		}
-		foreign += drain(fd);
-		close(fd);
-		if (i % FLOOD_EVERY == FLOOD_EVERY - 1) {
-			/* Bounded: a flood refills it as fast as it drains. */
-			n = drain_max(lst, 4096);
-			arrived += n;
-			flooded += n > 0;
-		}
+		/* Bounded: a flood refills it as fast as it drains. */
+		n = drain_max(lst, 4096);
+		arrived += n;
+		flooded += in_period + n > 0;
 	}
-	for (i = 0; i < 2; i++) {
-		__atomic_store_n(&f[i].stop, true, __ATOMIC_RELAXED);
-		pthread_join(th[i], NULL);
+	for (k = 0; k < 2; k++) {
+		__atomic_store_n(&f[k].stop, true, __ATOMIC_RELAXED);
+		pthread_join(th[k], NULL);
 	}
 	close(lst);
 	ksft_print_msg("%s: %d flows, %ld flooded, %ld listener, %ld foreign\n",
 		       use_opt ? "UDP_BIND_CONNECT" : "bind()+connect()",
-		       nr, f[0].sent + f[1].sent, arrived, foreign);
+		       i, f[0].sent + f[1].sent, arrived, foreign);
 	EXPECT_EQ(nr / FLOOD_EVERY, flooded) TH_LOG("the flood did not arrive");
 	return foreign;
 }
