@@ -1466,6 +1466,41 @@ static void *flooder(void *arg)
 #define FLOOD_EVERY	64
 #define FLOOD_PERIOD_MS	10
 
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Flow @i of race(): set up, drained, closed. Return: the foreign
+ * datagrams it got, or -errno of the call that failed.
+ */
+static long race_flow(const struct ctx *self, bool use_opt, int i)
+{
+	int fd = udp_socket(self, true, false);
+	struct sockaddr_storage ss;
+	socklen_t len;
+	long ret;
+
+	if (use_opt) {
+		ret = bind_connect(self, fd, server_ip, PORT, peer_ip,
+				   PEER_PORT + i % 5000);
+	} else {
+		ret = do_bind(self, fd, server_ip, PORT);
+		sched_yield();
+		len = addr_of(self, &ss, peer_ip, PEER_PORT + i % 5000);
+		if (!ret && connect(fd, (void *)&ss, len))
+			ret = -errno;
+	}
+	if (!ret)
+		ret = drain(fd);
+	close(fd);
+	return ret;
+}
+
 static long race(struct __test_metadata *_metadata,
 		 const struct ctx *self, bool use_opt, int nr)
 {
@@ -1474,11 +1509,9 @@ static long race(struct __test_metadata *_metadata,
 		{ .self = self, .port = FOREIGN_PORT + 1 },
 	};
 	long foreign = 0, arrived = 0, in_period, n;
-	int lst, i = 0, k, fd, period, flooded = 0;
-	struct sockaddr_storage ss;
-	struct timespec t0, t;
+	int lst, i = 0, k, period, flooded = 0;
+	struct timespec t0;
 	pthread_t th[2];
-	socklen_t len;
 
 	lst = udp_socket(self, true, false);
 	EXPECT_EQ(0, do_bind(self, lst, server_ip, PORT));
@@ -1488,28 +1521,12 @@ static long race(struct __test_metadata *_metadata,
 	for (period = 0; period < nr / FLOOD_EVERY; period++) {
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		in_period = 0;
-		for (k = 0;; k++, i++) {
-			clock_gettime(CLOCK_MONOTONIC, &t);
-			if (k >= FLOOD_EVERY &&
-			    (t.tv_sec - t0.tv_sec) * 1000 +
-			    (t.tv_nsec - t0.tv_nsec) / 1000000 >= FLOOD_PERIOD_MS)
-				break;
-			fd = udp_socket(self, true, false);
-			if (use_opt) {
-				ASSERT_EQ(0, bind_connect(self, fd, server_ip,
-							  PORT, peer_ip,
-							  PEER_PORT + i % 5000));
-			} else {
-				ASSERT_EQ(0, do_bind(self, fd, server_ip, PORT));
-				sched_yield();
-				len = addr_of(self, &ss, peer_ip,
-					      PEER_PORT + i % 5000);
-				ASSERT_EQ(0, connect(fd, (void *)&ss, len));
-			}
-			n = drain(fd);
+		for (k = 0; k < FLOOD_EVERY || ms_since(&t0) < FLOOD_PERIOD_MS;
+		     k++, i++) {
+			n = race_flow(self, use_opt, i);
+			ASSERT_LE(0, n) TH_LOG("flow %d: %s", i, strerror(-n));
 			foreign += n;
 			in_period += n;
-			close(fd);
 		}
 		/* Bounded: a flood refills it as fast as it drains. */
 		n = drain_max(lst, 4096);
