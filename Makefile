@@ -1,6 +1,6 @@
 # udp-hotswap: zero-loss hot upgrade of UDP servers in the kernel.
 # The README says what each target does and prints.
-.PHONY: run regression-demo check bench kernel bench-kernel stock-kernel selftests module \
+.PHONY: run regression-demo check check-upstream bench kernel bench-kernel stock-kernel selftests module \
 	reload-session checkpatch clean
 
 run:			## hotswapd hot upgrades on stock and patched 6.12: the table
@@ -11,6 +11,9 @@ regression-demo:	## the seed-001 scene on stock and patched: where datagrams lan
 
 check:			## build what is stale, run all selftests on both kernels
 	scripts/check
+
+check-upstream:		## every kernel BPF selftest of selftests/upstream-bpf-tests
+	scripts/check --upstream
 
 bench:			## lookup (hash4 on/off/stock), socket setup, migration cost
 	scripts/run-bench
