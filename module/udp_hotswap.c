@@ -8,6 +8,7 @@
  *   hash4_default=-1|0|1    net.ipv4.udp_hash4 of namespaces created after
  *   migrate_default=-1|0|1  load (and net.ipv4.udp_migrate); -1 keeps the
  *                           kernel's default
+ *   defaulted_namespaces    (read-only) how many namespaces got a default
  *
  *   knobs      "name value  meaning" lines; write "name=value" to set one
  *   counters   "name value" lines, the SNMP counters of the series
@@ -45,7 +46,8 @@ static int param_set_tristate(const char *val, const struct kernel_param *kp)
 		return err;
 	if (v < -1 || v > 1)
 		return -ERANGE;
-	*(int *)kp->arg = v;
+	/* Read by udp_hotswap_net_init() without the parameters' lock. */
+	WRITE_ONCE(*(int *)kp->arg, v);
 	return 0;
 }
 
@@ -63,6 +65,33 @@ static int migrate_default = -1;
 module_param_cb(migrate_default, &tristate_ops, &migrate_default, 0644);
 MODULE_PARM_DESC(migrate_default,
 		 "net.ipv4.udp_migrate of namespaces created after load (-1: kernel default)");
+
+/*
+ * How many namespaces got hash4_default or migrate_default when they were
+ * created: the proof that the defaults took effect, which an operator (or
+ * a test run with the features off) can read.
+ */
+static atomic_t defaulted_namespaces = ATOMIC_INIT(0);
+
+static int param_get_defaulted(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&defaulted_namespaces));
+}
+
+/* Read-only, also at load: there is nothing to set. */
+static int param_set_defaulted(const char *val, const struct kernel_param *kp)
+{
+	return -EINVAL;
+}
+
+static const struct kernel_param_ops defaulted_ops = {
+	.set = param_set_defaulted,
+	.get = param_get_defaulted,
+};
+
+module_param_cb(defaulted_namespaces, &defaulted_ops, NULL, 0444);
+MODULE_PARM_DESC(defaulted_namespaces,
+		 "namespaces created since load that got hash4_default or migrate_default");
 
 struct knob {
 	const char *name;
@@ -431,18 +460,28 @@ static int h4_write(struct file *file, char *buf, size_t size)
 	return 0;
 }
 
-/* Namespaces that exist at load keep their settings. */
+/*
+ * Namespaces that exist at load keep their settings. A namespace created
+ * in the instant between register_pernet_subsys() and the end of the
+ * module's init keeps the kernel's defaults too: set the defaults at boot
+ * (modprobe.d), before namespaces are made, to cover every one.
+ */
 static bool loading;
 
 static int __net_init udp_hotswap_net_init(struct net *net)
 {
 	struct proc_dir_entry *dir;
+	bool defaulted = false;
 
-	if (!loading) {
-		if (hash4_default >= 0)
-			hash4_set(net, hash4_default);
-		if (migrate_default >= 0)
-			migrate_set(net, migrate_default);
+	if (!READ_ONCE(loading)) {
+		int h4 = READ_ONCE(hash4_default);
+		int mig = READ_ONCE(migrate_default);
+
+		if (h4 >= 0)
+			hash4_set(net, h4);
+		if (mig >= 0)
+			migrate_set(net, mig);
+		defaulted = h4 >= 0 || mig >= 0;
 	}
 
 	dir = proc_net_mkdir(net, "udp_hotswap", net->proc_net);
@@ -459,6 +498,9 @@ static int __net_init udp_hotswap_net_init(struct net *net)
 		remove_proc_subtree("udp_hotswap", net->proc_net);
 		return -ENOMEM;
 	}
+	/* Counted once it cannot fail here any more. */
+	if (defaulted)
+		atomic_inc(&defaulted_namespaces);
 	return 0;
 }
 
@@ -478,9 +520,9 @@ static int __init udp_hotswap_init(void)
 {
 	int err;
 
-	loading = true;
+	WRITE_ONCE(loading, true);
 	err = register_pernet_subsys(&udp_hotswap_net_ops);
-	loading = false;
+	WRITE_ONCE(loading, false);
 	return err;
 }
 

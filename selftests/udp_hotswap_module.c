@@ -40,6 +40,7 @@
 
 #define KO	"./udp_hotswap.ko"
 #define DIR	"/proc/net/udp_hotswap/"
+#define PARAMS	"/sys/module/udp_hotswap/parameters/"
 #define PORT	4433
 #define PEER	40000	/* peers of connected sockets are PEER + n */
 
@@ -223,10 +224,14 @@ TEST_F(mod, defaults)
 	self->loaded = false;
 	EXPECT_GT(0, load("hash4_default=3"));
 	EXPECT_GT(0, load("migrate_default=x"));
+	EXPECT_GT(0, load("defaulted_namespaces=1"));
 	ASSERT_EQ(0, load("hash4_default=0 migrate_default=1"));
 	self->loaded = true;
 	EXPECT_EQ(h, read_int("/proc/sys/net/ipv4/udp_hash4"));
 	EXPECT_EQ(m, read_int("/proc/sys/net/ipv4/udp_migrate"));
+	/* Namespaces that existed at load are not counted. */
+	EXPECT_EQ(0, read_int(PARAMS "defaulted_namespaces"));
+	EXPECT_GT(0, write_str(PARAMS "defaulted_namespaces", "5", 1));
 	pid = fork();
 	if (!pid) {
 		if (unshare(CLONE_NEWNET))
@@ -236,6 +241,7 @@ TEST_F(mod, defaults)
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("new netns: not 0/1");
+	EXPECT_EQ(1, read_int(PARAMS "defaulted_namespaces"));
 
 	ASSERT_EQ(0, unload());
 	self->loaded = false;
@@ -251,6 +257,13 @@ TEST_F(mod, defaults)
 	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("after unload: not 1/0");
 	ASSERT_EQ(0, load(""));
 	self->loaded = true;
+	/* Without defaults, a new namespace is not counted. */
+	pid = fork();
+	if (!pid)
+		_exit(unshare(CLONE_NEWNET) ? 2 : 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(0, read_int(PARAMS "defaulted_namespaces"));
 }
 
 /* Scenes with sockets, in each address family. */
