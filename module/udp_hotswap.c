@@ -46,7 +46,10 @@ static int param_set_tristate(const char *val, const struct kernel_param *kp)
 		return err;
 	if (v < -1 || v > 1)
 		return -ERANGE;
-	/* Read by udp_hotswap_net_init() without the parameters' lock. */
+	/* Read by udp_hotswap_net_init() without the parameters' lock: a
+	 * namespace made during a write of one default may get the new
+	 * value of one and the old value of the other.
+	 */
 	WRITE_ONCE(*(int *)kp->arg, v);
 	return 0;
 }
@@ -69,13 +72,15 @@ MODULE_PARM_DESC(migrate_default,
 /*
  * How many namespaces got hash4_default or migrate_default when they were
  * created: the proof that the defaults took effect, which an operator (or
- * a test run with the features off) can read.
+ * a test run with the features off) can read. A total, never decremented:
+ * a namespace whose later pernet init (another subsystem's) fails stays
+ * counted.
  */
 static atomic_t defaulted_namespaces = ATOMIC_INIT(0);
 
 static int param_get_defaulted(char *buf, const struct kernel_param *kp)
 {
-	return sysfs_emit(buf, "%d\n", atomic_read(&defaulted_namespaces));
+	return sysfs_emit(buf, "%u\n", (unsigned int)atomic_read(&defaulted_namespaces));
 }
 
 /* Read-only, also at load: there is nothing to set. */
@@ -461,19 +466,19 @@ static int h4_write(struct file *file, char *buf, size_t size)
 }
 
 /*
- * Namespaces that exist at load keep their settings. A namespace created
- * in the instant between register_pernet_subsys() and the end of the
- * module's init keeps the kernel's defaults too: set the defaults at boot
- * (modprobe.d), before namespaces are made, to cover every one.
+ * Namespaces that exist at load keep their settings: register_pernet_subsys()
+ * runs udp_hotswap_net_init() for each of them in the loading task, and only
+ * there. A namespace that another task creates, even during the load, waits
+ * for the registration (pernet_ops_rwsem) and gets the defaults.
  */
-static bool loading;
+static struct task_struct *loader;
 
 static int __net_init udp_hotswap_net_init(struct net *net)
 {
 	struct proc_dir_entry *dir;
 	bool defaulted = false;
 
-	if (!READ_ONCE(loading)) {
+	if (READ_ONCE(loader) != current) {
 		int h4 = READ_ONCE(hash4_default);
 		int mig = READ_ONCE(migrate_default);
 
@@ -520,9 +525,9 @@ static int __init udp_hotswap_init(void)
 {
 	int err;
 
-	WRITE_ONCE(loading, true);
+	WRITE_ONCE(loader, current);
 	err = register_pernet_subsys(&udp_hotswap_net_ops);
-	WRITE_ONCE(loading, false);
+	WRITE_ONCE(loader, NULL);
 	return err;
 }
 
