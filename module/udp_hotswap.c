@@ -468,8 +468,10 @@ static int h4_write(struct file *file, char *buf, size_t size)
 /*
  * Namespaces that exist at load keep their settings: register_pernet_subsys()
  * runs udp_hotswap_net_init() for each of them in the loading task, and only
- * there. A namespace that another task creates, even during the load, waits
- * for the registration (pernet_ops_rwsem) and gets the defaults.
+ * there. "Exist" means on net_namespace_list when the registration takes
+ * pernet_ops_rwsem for writing: one whose setup_net() finished first counts
+ * as existing, even if it was made after the load began. Any other is set
+ * up after the registration, by its own task, and gets the defaults.
  */
 static struct task_struct *loader;
 
