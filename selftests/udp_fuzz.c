@@ -1336,6 +1336,7 @@ static bool module_loaded(void)
 int main(int argc, char **argv)
 {
 	pthread_t h4_t, h4_d, uq_t, uq_r[3], mg_t, mg_s[MG_SENDERS];
+	int gro_pin[2];
 	struct rlimit rl = { 4096, 4096 };
 	struct chaos *chaos;
 	bool was_loaded;
@@ -1406,6 +1407,20 @@ int main(int argc, char **argv)
 		perror("udp_fuzz: checker sysctls");
 		return 1;
 	}
+	/* UDP_GRO turns the static keys udp_encap_needed_key and
+	 * udpv6_encap_needed_key on, and the last such socket's close turns
+	 * them off: each flip patches the kernel's text while the other vCPU
+	 * runs it. Under QEMU's TCG that ended the stock kernel in an int3
+	 * Oops in udp_destroy_sock() (the cold CI run of 6e82804), as it did
+	 * once at boot. Two sockets with UDP_GRO, open for the whole run,
+	 * keep the keys on; the ops' own GRO sockets then flip nothing.
+	 */
+	for (i = 0; i < 2; i++) {
+		int one = 1;
+
+		gro_pin[i] = socket(i ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		setsockopt(gro_pin[i], SOL_UDP, UDP_GRO, &one, sizeof(one));
+	}
 	for (i = 0; i < MG_SENDERS; i++) {
 		mg.seen[i] = calloc(1, MG_MAX_SEQ);
 		pthread_mutex_init(&mg.lock[i], NULL);
@@ -1452,6 +1467,8 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < POOL; i++)
 		close(POOL_FD + i);
+	close(gro_pin[0]);
+	close(gro_pin[1]);
 	/* Leave the module as it was found. */
 	if (module_path) {
 		for (i = 0; i < 100 && module_loaded() != was_loaded; i++) {
