@@ -47,6 +47,7 @@
 #include "kselftest_harness.h"
 
 #include "udp_bind_connect_uapi.h"
+#include "udp_hotswap_util.h"
 
 #define PORT		4433
 #define PEER_PORT	40000
@@ -71,18 +72,6 @@ FIXTURE_VARIANT(fault)
 FIXTURE_VARIANT_ADD(fault, v4) { .family = AF_INET };
 FIXTURE_VARIANT_ADD(fault, v6) { .family = AF_INET6 };
 FIXTURE_VARIANT_ADD(fault, v4mapped) { .family = AF_INET6, .mapped = true };
-
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
 
 static int read_int(const char *path)
 {
@@ -229,20 +218,9 @@ static bool is_route_alloc_error(const FIXTURE_DATA(fault) *self, int err)
  */
 static int fresh_netns(void)
 {
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd, ret;
-
 	if (unshare(CLONE_NEWNET))
 		return -errno;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	ret = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	ifr.ifr_flags |= IFF_UP;
-	if (!ret)
-		ret = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	close(fd);
-	return ret ? -errno : 0;
+	return lo_up() ? -errno : 0;
 }
 
 FIXTURE_SETUP(fault)
@@ -369,29 +347,7 @@ TEST_F(fault, bind_then_connect)
 
 static long netstat(const char *name)
 {
-	static char buf[16384];
-	char *hdr, *val, *h, *v, *hs, *vs;
-	int fd = open("/proc/net/netstat", O_RDONLY | O_CLOEXEC);
-
-	long n;
-
-	if (fd < 0)
-		return -1;
-	n = read_all(fd, buf, sizeof(buf));
-	close(fd);
-	if (n <= 0)
-		return -1;
-	hdr = strstr(buf, "TcpExt:");
-	val = hdr ? strstr(hdr + 1, "TcpExt:") : NULL;
-	if (!val)
-		return -1;
-	val[-1] = '\0';
-	h = strtok_r(hdr, " \n", &hs);
-	v = strtok_r(val, " \n", &vs);
-	while ((h = strtok_r(NULL, " \n", &hs)) && (v = strtok_r(NULL, " \n", &vs)))
-		if (!strcmp(h, name))
-			return atol(v);
-	return -1;
+	return mib("/proc/net/netstat", "TcpExt:", name);
 }
 
 TEST_F(fault, close_migrate)

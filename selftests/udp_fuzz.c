@@ -86,6 +86,7 @@
 #include <unistd.h>
 
 #include "udp_bind_connect_uapi.h"
+#include "udp_hotswap_util.h"
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
@@ -151,21 +152,6 @@ static void sleep_us(long us)
 
 /* ---- network namespaces and files --------------------------------- */
 
-static int lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret;
-
-	if (fd < 0)
-		return -1;
-	ret = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	ifr.ifr_flags |= IFF_UP;
-	if (!ret)
-		ret = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	close(fd);
-	return ret;
-}
-
 /* A new netns with lo up, as a descriptor; the caller stays where it was. */
 static int make_ns(void)
 {
@@ -182,69 +168,6 @@ static int make_ns(void)
 static int enter_ns(int fd)
 {
 	return setns(fd, CLONE_NEWNET);
-}
-
-static int write_file(const char *path, const char *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, buf, len);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -errno;
-}
-
-static int write_str(const char *path, const char *s)
-{
-	return write_file(path, s, strlen(s));
-}
-
-static long read_file(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	long n, total = 0;
-
-	if (fd < 0)
-		return -errno;
-	while (size - total > 1 &&
-	       (n = read(fd, buf + total, size - 1 - total)) > 0)
-		total += n;
-	buf[total] = '\0';
-	close(fd);
-	return total;
-}
-
-/* Value of field @name of the @table line pair of /proc/net/snmp or
- * /proc/net/netstat ("Udp:", "TcpExt:"), in the caller's netns; -1 if
- * absent.
- */
-static long mib(const char *path, const char *table, const char *name)
-{
-	static __thread char buf[16384];
-	size_t tl = strlen(table);
-	char *hdr, *val, *end, *h, *v, *hs, *vs;
-
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return -1;
-	/* The first line of @table names the fields, the second has them. */
-	for (hdr = buf; hdr; hdr = strchr(hdr, '\n'), hdr = hdr ? hdr + 1 : NULL)
-		if (!strncmp(hdr, table, tl) && hdr[tl] == ' ')
-			break;
-	val = hdr ? strchr(hdr, '\n') : NULL;
-	if (!val || strncmp(val + 1, table, tl))
-		return -1;
-	*val++ = '\0';
-	end = strchr(val, '\n');
-	if (end)
-		*end = '\0';
-	h = strtok_r(hdr, " ", &hs);
-	v = strtok_r(val, " ", &vs);
-	while ((h = strtok_r(NULL, " ", &hs)) && (v = strtok_r(NULL, " ", &vs)))
-		if (!strcmp(h, name))
-			return atol(v);
-	return -1;
 }
 
 /* ---- addresses ---------------------------------------------------- */
