@@ -103,26 +103,12 @@ static long read_all(int fd, char *buf, size_t size)
  * the v4-mapped variant: the datagrams are IPv4).
  */
 static socklen_t addr(const FIXTURE_DATA(fault) *self, bool peer_side,
-		      int port, void *ssp)
+		      int port, void *ss)
 {
-	struct sockaddr_storage *ss = ssp;
-	struct sockaddr_in *sin = (void *)ss;
-	struct sockaddr_in6 *sin6 = (void *)ss;
+	enum variant v = self->family == AF_INET ? V4 :
+			 !self->mapped ? V6 : peer_side ? V4 : MAPPED;
 
-	memset(ss, 0, sizeof(*ss));
-	if (self->family == AF_INET || (peer_side && self->mapped)) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		return sizeof(*sin);
-	}
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = htons(port);
-	if (self->mapped)
-		inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6->sin6_addr);
-	else
-		sin6->sin6_addr = in6addr_loopback;
-	return sizeof(*sin6);
+	return loop_addr(v, port, ss);
 }
 
 static int sock(const FIXTURE_DATA(fault) *self, bool reuseport)

@@ -172,36 +172,7 @@ static int enter_ns(int fd)
 
 /* ---- addresses ---------------------------------------------------- */
 
-enum variant { V4, V6, MAPPED, NVARIANTS };
 static const char *const variant_name[] = { "IPv4", "IPv6", "v4-mapped" };
-
-/* The loopback address of @v, as a socket of family sock_family(@v) sees it. */
-static socklen_t loop_addr(enum variant v, int port, void *ssp)
-{
-	struct sockaddr_storage *ss = ssp;
-	struct sockaddr_in *sin = (void *)ss;
-	struct sockaddr_in6 *sin6 = (void *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (v == V4) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		return sizeof(*sin);
-	}
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = htons(port);
-	if (v == V6)
-		sin6->sin6_addr = in6addr_loopback;
-	else
-		inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6->sin6_addr);
-	return sizeof(*sin6);
-}
-
-static int sock_family(enum variant v)
-{
-	return v == V4 ? AF_INET : AF_INET6;
-}
 
 /* The chaos's addresses: a few of each family, some that must be refused. */
 static socklen_t chaos_addr(uint64_t *s, int family, void *ssp)

@@ -2,13 +2,16 @@
 /*
  * Helpers shared by the programs of this repository that are not part of
  * the series (udp_fuzz, udp_fault): lo up in a new netns, whole-file
- * reads and writes, and one field of /proc/net/snmp or /proc/net/netstat.
+ * reads and writes, one field of /proc/net/snmp or /proc/net/netstat, and
+ * the loopback address of each variant (IPv4, IPv6, v4-mapped).
  */
 #ifndef UDP_HOTSWAP_UTIL_H
 #define UDP_HOTSWAP_UTIL_H
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -92,6 +95,36 @@ static long mib(const char *path, const char *table, const char *name)
 		if (!strcmp(h, name))
 			return atol(v);
 	return -1;
+}
+
+enum variant { V4, V6, MAPPED, NVARIANTS };
+
+/* The loopback address of @v, as a socket of family sock_family(@v) sees it. */
+static inline socklen_t loop_addr(enum variant v, int port, void *ssp)
+{
+	struct sockaddr_storage *ss = ssp;
+	struct sockaddr_in *sin = (void *)ss;
+	struct sockaddr_in6 *sin6 = (void *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (v == V4) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*sin);
+	}
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(port);
+	if (v == V6)
+		sin6->sin6_addr = in6addr_loopback;
+	else
+		inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6->sin6_addr);
+	return sizeof(*sin6);
+}
+
+static inline int sock_family(enum variant v)
+{
+	return v == V4 ? AF_INET : AF_INET6;
 }
 
 #endif
