@@ -7,15 +7,18 @@
  * the run it sends SIGHUP to the server's master (-P). It accounts for
  * every datagram by its number: echoed by the flow's owner, answered by
  * another worker (misdelivered) or never answered (lost); and for every
- * handshake: failed (no answer within 1 s) or split (its Initials answered
- * by two workers).
+ * handshake: failed (never answered, not even in the drain), late (answered
+ * after the 1 s the client waits before it gives the flow up and starts
+ * another: a slow VM, not a loss) or split (its Initials answered by two
+ * workers).
  *
  * usage: hotswap_load -P PID [-a ADDR] [-p PORT] [-f F] [-r R] [-t SEC]
  *                     [-i INITIALS] [-l LIFETIME_MS] [-k K] [-L LABEL]
  *                     [-c TIMELINE.csv]
  * Prints one "result" line: label, sent, echoed, lost, misdelivered,
- * hs_failed, hs_split, flows, reloads, reload_ms (worst time from a SIGHUP
- * to the first handshake of the new generation).
+ * hs_failed, hs_late, hs_split, hs_worst_ms (longest time from a flow's
+ * first Initial to its HANDSHAKE), flows, reloads, reload_ms (worst time
+ * from a SIGHUP to the first handshake of the new generation).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -55,8 +58,8 @@ struct flow {
 	int fd;
 	uint32_t owner;		/* connection id from HANDSHAKE, 0 until then */
 	uint32_t first_worker;	/* who answered its first Initial */
-	long long start, next_send, end;
-	bool failed, split;
+	long long start, next_send, end, hs_ms;
+	bool failed, split;	/* failed: given up after HS_TIMEOUT_MS */
 };
 
 static struct dgram *dg;
@@ -128,8 +131,13 @@ static void receive(long f)
 
 	while (recv(fl->fd, &h, sizeof(h), 0) == (ssize_t)HDR_LEN) {
 		if (h.type == T_HANDSHAKE) {
-			if (!fl->owner && !fl->failed)
+			/* A late one still names the owner of the flow's
+			 * Initials; the flow, given up, sends nothing more.
+			 */
+			if (!fl->owner) {
 				fl->owner = h.id;
+				fl->hs_ms = now_ms() - fl->start;
+			}
 			continue;
 		}
 		if (h.type != T_ECHO || h.seq >= ndg || dg[h.seq].flow != f ||
@@ -180,7 +188,8 @@ int main(int argc, char **argv)
 	const char *addr = "127.0.0.1", *label = "run", *csv = NULL;
 	long long *reload_at, *reload_seen, end, next_reload, now, interval;
 	long *slot, echoed = 0, lost = 0, other = 0, failed = 0, split = 0;
-	long long worst = 0;
+	long late = 0;
+	long long worst = 0, hs_worst = 0;
 	struct epoll_event ev[64];
 	struct rlimit rl;
 	pid_t master = 0;
@@ -280,7 +289,10 @@ int main(int argc, char **argv)
 	 */
 	for (long f = 0; f < nflows; f++) {
 		failed += !flows[f].owner;
+		late += flows[f].owner && flows[f].failed;
 		split += flows[f].split;
+		if (flows[f].hs_ms > hs_worst)
+			hs_worst = flows[f].hs_ms;
 	}
 	for (long i = 0; i < ndg; i++) {
 		uint32_t owner = flows[dg[i].flow].owner;
@@ -300,9 +312,9 @@ int main(int argc, char **argv)
 		if (worst < 0)
 			break;
 	}
-	printf("result label=%s sent=%ld echoed=%ld lost=%ld misdelivered=%ld hs_failed=%ld hs_split=%ld flows=%ld reloads=%d reload_ms=%lld\n",
-	       label, ndg, echoed, lost, other, failed, split, nflows, reloads,
-	       worst);
+	printf("result label=%s sent=%ld echoed=%ld lost=%ld misdelivered=%ld hs_failed=%ld hs_late=%ld hs_split=%ld hs_worst_ms=%lld flows=%ld reloads=%d reload_ms=%lld\n",
+	       label, ndg, echoed, lost, other, failed, late, split, hs_worst,
+	       nflows, reloads, worst);
 
 	if (csv) {
 		long nbuckets = (T * 1000 + DRAIN_MS) / BUCKET_MS + 1;

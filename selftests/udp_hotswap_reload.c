@@ -273,6 +273,10 @@ TEST_F_TIMEOUT(reload, zero_loss, 60)
 	EXPECT_EQ(0, rcvbuf_errors()) TH_LOG("datagrams dropped on full socket queues");
 	EXPECT_EQ(0, val(line, "lost"));
 	EXPECT_EQ(0, val(line, "misdelivered"));
+	/* Never answered. One answered after the client's 1 s wait is
+	 * hs_late: the VM's speed (a CI run of the debug kernel under TCG
+	 * once gave one up after 1 s), printed above and not judged.
+	 */
 	EXPECT_EQ(0, val(line, "hs_failed"));
 	EXPECT_EQ(0, val(line, "hs_split"));
 }
