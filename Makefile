@@ -1,6 +1,6 @@
 # udp-hotswap: zero-loss hot upgrade of UDP servers in the kernel.
 # The README says what each target does and prints.
-.PHONY: run regression-demo check check-upstream bench kernel bench-kernel stock-kernel selftests module \
+.PHONY: run regression-demo check check-upstream stress bench kernel bench-kernel stock-kernel selftests module \
 	reload-session checkpatch clean
 
 run:			## hotswapd hot upgrades on stock and patched 6.12: the table
@@ -14,6 +14,9 @@ check:			## build what is stale, run all selftests on both kernels
 
 check-upstream:		## every kernel BPF selftest of selftests/upstream-bpf-tests
 	scripts/check --upstream
+
+stress:			## udp_fuzz for minutes per seed on patched and stock, then udp_fault: the table
+	scripts/run-stress
 
 bench:			## lookup (hash4 on/off/stock), socket setup, migration cost
 	scripts/run-bench
