@@ -1,6 +1,6 @@
 # udp-hotswap: zero-loss hot upgrade of UDP servers in the kernel.
 # The README says what each target does and prints.
-.PHONY: run regression-demo check check-upstream stress bench kernel bench-kernel stock-kernel selftests module \
+.PHONY: run regression-demo check check-upstream stress fuzz-proof bench kernel bench-kernel stock-kernel selftests module \
 	reload-session checkpatch clean
 
 run:			## hotswapd hot upgrades on stock and patched 6.12: the table
@@ -15,8 +15,11 @@ check:			## build what is stale, run all selftests on both kernels
 check-upstream:		## every kernel BPF selftest of selftests/upstream-bpf-tests
 	scripts/check --upstream
 
-stress:			## udp_fuzz for minutes per seed on patched and stock, then udp_fault: the table
+stress:			## udp_fuzz per seed on patched, KCSAN and stock, udp_fault, the soak: the tables
 	scripts/run-stress
+
+fuzz-proof:		## udp_fuzz on kernels with one fix of issue 12 taken out: how fast it finds each
+	scripts/run-fuzz-proof
 
 bench:			## lookup (hash4 on/off/stock), socket setup, migration cost
 	scripts/run-bench

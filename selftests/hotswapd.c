@@ -22,7 +22,12 @@
  *        owning worker; a draining worker keeps its listener until its
  *        flows end.
  *
- * usage: hotswapd [-m eou|cid] [-w W] [-a ADDR] [-p PORT] [-g GRACE_MS] [-B]
+ * usage: hotswapd [-m eou|cid] [-w W[,W]...] [-a ADDR] [-p PORT]
+ *                 [-g GRACE_MS] [-B] [-K KILL_MS]
+ * -w with a list: generation g has the ((g - 1) % n)-th count of workers,
+ * so that the group's size changes at each reload. -K: KILL_MS after each
+ * reload, SIGKILL the first worker of the generation that drains, as a
+ * crash would end it (for the soak: what a crash loses).
  * It prints "ready pid=N" when the first generation serves, and one line
  * per generation event; workers print their counters when they exit.
  */
@@ -57,12 +62,14 @@
 
 static struct {
 	int mode;		/* 'e' or 'c' */
-	int workers;
+	int workers[MAX_WORKERS];	/* per generation, cycled (-w) */
+	int nworkers;
+	int kill_ms;		/* -K, 0: none */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int grace_ms;
 	bool plain_connect;	/* -B */
-} cfg = { .mode = 'e', .workers = 2, .grace_ms = 3000 };
+} cfg = { .mode = 'e', .workers = { 2 }, .nworkers = 1, .grace_ms = 3000 };
 
 static int sockarray_fd = -1, newest_fd = -1, flowtab_fd = -1, prog_fd = -1;
 
@@ -78,6 +85,17 @@ static long long now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static int workers_of(int gen)
+{
+	return cfg.workers[(gen - 1) % cfg.nworkers];
+}
+
+/* A generation's workers have the sockarray keys base + 0 .. W - 1. */
+static uint32_t bank_base(int gen)
+{
+	return (gen % BANKS) * MAX_WORKERS;
 }
 
 /* ---- cid mode: the maps and the reuseport program ---- */
@@ -117,13 +135,13 @@ static int map_update(int fd, const void *key, const void *val)
 /*
  * r6 ctx, r7 type, r8 id (cid or client id), key at fp-4, id at fp-8.
  * DATA/CLOSE: key = cid & 0xffff. INITIAL: key = flowtab[id], or else
- * newest * W + hash % W, stored in flowtab. Then select key; if that
+ * base + hash % W of the newest generation (newest[0] = base | W << 8),
+ * stored in flowtab. Then select key; if that
  * fails for an Initial, fall back to the newest generation once; else
  * SK_PASS lets the kernel pick by hash.
  */
 static int load_prog(void)
 {
-	int W = cfg.workers;
 	struct bpf_insn p[] = {
 		/* 0 */ I(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_6, BPF_REG_1, 0, 0),
 		I(BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_2, BPF_REG_6,
@@ -172,13 +190,16 @@ static int load_prog(void)
 		/* 36 */
 		I(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_0, 0, 0 /* -> pass */, 0),
 		I(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_9, BPF_REG_0, 0, 0),
-		I(BPF_ALU64 | BPF_MUL | BPF_K, BPF_REG_9, 0, 0, W),
+		I(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_5, BPF_REG_9, 0, 0),
+		I(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_5, 0, 0, 8),
+		I(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_9, 0, 0, 0xff),
 		I(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_1, BPF_REG_6,
 		  offsetof(struct sk_reuseport_md, hash), 0),
-		I(BPF_ALU64 | BPF_MOD | BPF_K, BPF_REG_1, 0, 0, W),
+		/* W is never 0: start_gen() stores 1 to MAX_WORKERS. */
+		I(BPF_ALU64 | BPF_MOD | BPF_X, BPF_REG_1, BPF_REG_5, 0, 0),
 		I(BPF_ALU64 | BPF_ADD | BPF_X, BPF_REG_9, BPF_REG_1, 0, 0),
 		I(BPF_STX | BPF_MEM | BPF_W, BPF_REG_10, BPF_REG_9, -4, 0),
-		/* 43: flowtab[id] = key */
+		/* 45: flowtab[id] = key */
 		LD_MAP(BPF_REG_1, flowtab_fd),
 		I(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_2, BPF_REG_10, 0, 0),
 		I(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_2, 0, 0, -8),
@@ -186,14 +207,14 @@ static int load_prog(void)
 		I(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_3, 0, 0, -4),
 		I(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_4, 0, 0, BPF_ANY),
 		I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_update_elem),
-		/* 51 select: sockarray[key] */
+		/* 53 select: sockarray[key] */
 		LD_MAP(BPF_REG_2, sockarray_fd),
 		I(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_1, BPF_REG_6, 0, 0),
 		I(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_10, 0, 0),
 		I(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_3, 0, 0, -4),
 		I(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_4, 0, 0, 0),
 		I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_sk_select_reuseport),
-		/* 58 pass */
+		/* 60 pass */
 		I(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, SK_PASS),
 		I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
 	};
@@ -202,12 +223,12 @@ static int load_prog(void)
 	int fd;
 
 	/* Jump offsets: target - (insn + 1). */
-	p[5].off = 58 - 6;
+	p[5].off = 60 - 6;
 	p[9].off = 14 - 10;
-	p[13].off = 51 - 14;
+	p[13].off = 53 - 14;
 	p[19].off = 30 - 20;
-	p[29].off = 58 - 30;
-	p[36].off = 58 - 37;
+	p[29].off = 60 - 30;
+	p[36].off = 60 - 37;
 	memset(&a, 0, sizeof(a));
 	a.prog_type = BPF_PROG_TYPE_SK_REUSEPORT;
 	a.expected_attach_type = BPF_SK_REUSEPORT_SELECT_OR_MIGRATE;
@@ -498,7 +519,7 @@ static void worker(int gen, int idx, int ready_fd)
 		exit(0);
 	w.gen = gen;
 	w.idx = idx;
-	w.cid = (uint32_t)gen << 16 | ((gen % BANKS) * cfg.workers + idx);
+	w.cid = (uint32_t)gen << 16 | (bank_base(gen) + idx);
 	w.listener = listener_socket();
 	{
 		uint32_t key = w.cid & 0xffff;
@@ -564,17 +585,26 @@ static void on_term(int sig)
 	stop_req = 1;
 }
 
+/* The workers of the generations in each bank; 0 once reaped. */
 static pid_t pids[BANKS][MAX_WORKERS];
+
+static void forget_worker(pid_t pid)
+{
+	for (int b = 0; b < BANKS; b++)
+		for (int i = 0; i < MAX_WORKERS; i++)
+			if (pids[b][i] == pid)
+				pids[b][i] = 0;
+}
 
 /* Start generation @gen; return when all its workers serve. */
 static void start_gen(int gen)
 {
-	int p[2], i;
+	int p[2], i, W = workers_of(gen);
 	char c;
 
 	if (pipe(p))
 		die("pipe");
-	for (i = 0; i < cfg.workers; i++) {
+	for (i = 0; i < W; i++) {
 		pid_t pid = fork();
 
 		if (pid < 0)
@@ -586,12 +616,12 @@ static void start_gen(int gen)
 		pids[gen % BANKS][i] = pid;
 	}
 	close(p[1]);
-	for (i = 0; i < cfg.workers; i++)
+	for (i = 0; i < W; i++)
 		if (read(p[0], &c, 1) != 1)
 			die("worker did not start");
 	close(p[0]);
 	{
-		uint32_t key = 0, val = gen % BANKS;
+		uint32_t key = 0, val = bank_base(gen) | W << 8;
 
 		if (map_update(newest_fd, &key, &val))
 			die("newest update");
@@ -619,9 +649,27 @@ static int parse_addr(const char *s, int port)
 	return -1;
 }
 
+/* "2" or "2,3,1": each 1 to MAX_WORKERS, at most MAX_WORKERS of them. */
+static int parse_workers(const char *s)
+{
+	char *end;
+
+	cfg.nworkers = 0;
+	do {
+		long n = strtol(s, &end, 10);
+
+		if (end == s || n < 1 || n > MAX_WORKERS ||
+		    cfg.nworkers == MAX_WORKERS)
+			return -1;
+		cfg.workers[cfg.nworkers++] = n;
+		s = end + 1;
+	} while (*end == ',');
+	return *end ? -1 : 0;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: hotswapd [-m eou|cid] [-w W] [-a ADDR] [-p PORT] [-g GRACE_MS] [-B]\n");
+	fprintf(stderr, "usage: hotswapd [-m eou|cid] [-w W[,W]...] [-a ADDR] [-p PORT] [-g GRACE_MS] [-B] [-K KILL_MS]\n");
 	exit(2);
 }
 
@@ -629,10 +677,10 @@ int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1";
 	int port = 4433, gen = 1, opt, status;
-	long long t0;
-	pid_t pid;
+	long long t0, kill_at = 0;
+	pid_t pid, victim = 0;
 
-	while ((opt = getopt(argc, argv, "m:w:a:p:g:B")) != -1) {
+	while ((opt = getopt(argc, argv, "m:w:a:p:g:BK:")) != -1) {
 		switch (opt) {
 		case 'm':
 			if (strcmp(optarg, "eou") && strcmp(optarg, "cid"))
@@ -640,8 +688,12 @@ int main(int argc, char **argv)
 			cfg.mode = optarg[0];
 			break;
 		case 'w':
-			cfg.workers = atoi(optarg);
-			if (cfg.workers < 1 || cfg.workers > MAX_WORKERS)
+			if (parse_workers(optarg))
+				usage();
+			break;
+		case 'K':
+			cfg.kill_ms = atoi(optarg);
+			if (cfg.kill_ms < 1)
 				usage();
 			break;
 		case 'a':
@@ -669,7 +721,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	{
 		sockarray_fd = map_create(BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, 4, 8,
-					  BANKS * cfg.workers);
+					  BANKS * MAX_WORKERS);
 		newest_fd = map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1);
 		flowtab_fd = map_create(BPF_MAP_TYPE_LRU_HASH, 4, 4, 65536);
 		if (sockarray_fd < 0 || newest_fd < 0 || flowtab_fd < 0)
@@ -684,24 +736,41 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_term);
 	start_gen(gen);
 	printf("ready pid=%d mode=%s workers=%d\n", getpid(),
-	       cfg.mode == 'c' ? "cid" : "eou", cfg.workers);
+	       cfg.mode == 'c' ? "cid" : "eou", workers_of(gen));
 
 	while (!stop_req) {
 		if (reload_req) {
 			reload_req = 0;
 			t0 = now_ms();
 			start_gen(gen + 1);
-			for (int i = 0; i < cfg.workers; i++)
-				kill(pids[gen % BANKS][i], SIGUSR1);
+			for (int i = 0; i < workers_of(gen); i++)
+				if (pids[gen % BANKS][i])
+					kill(pids[gen % BANKS][i], SIGUSR1);
+			if (cfg.kill_ms) {
+				victim = pids[gen % BANKS][0];
+				kill_at = now_ms() + cfg.kill_ms;
+			}
 			gen++;
-			printf("reload gen=%d ready_ms=%lld\n", gen, now_ms() - t0);
+			printf("reload gen=%d workers=%d ready_ms=%lld\n", gen,
+			       workers_of(gen), now_ms() - t0);
+		}
+		/* Not yet reaped, so the pid is still that worker's. */
+		if (victim && now_ms() >= kill_at) {
+			printf("kill gen=%d pid=%d %s\n", gen - 1, victim,
+			       kill(victim, SIGKILL) ? "gone" : "killed");
+			victim = 0;
 		}
 		pid = waitpid(-1, &status, WNOHANG);
-		if (pid <= 0)
+		if (pid > 0) {
+			forget_worker(pid);
+			if (pid == victim)
+				victim = 0;
+		} else {
 			usleep(10000);
+		}
 	}
 	for (int b = 0; b < BANKS; b++)
-		for (int i = 0; i < cfg.workers; i++)
+		for (int i = 0; i < MAX_WORKERS; i++)
 			if (pids[b][i] > 0)
 				kill(pids[b][i], SIGTERM);
 	while (wait(NULL) > 0)

@@ -21,9 +21,10 @@
  *                      files, and reads of its four files either fail or
  *                      give what a read without a failure gives.
  * kmemleak, in make check's kmemleak run, sees what a failure leaks; vm-run
- * fails the run on any splat. Only slab allocations are failed:
- * fail_page_alloc's failures print the allocator's warning with a stack
- * trace, which the test VM's splat check cannot tell from a bug.
+ * fails the run on any splat. Slab allocations are failed; with
+ * UDP_FAULT_PAGES=1 in the environment page allocations too
+ * (fail_page_alloc; make stress): an injected page failure returns before
+ * the allocator's slow path, so it prints no warning for the splat check.
  * Each test runs in its own netns; variants: IPv4, IPv6, v4-mapped. Skips
  * without fault injection (CONFIG_FAULT_INJECTION, FAILSLAB,
  * FAULT_INJECTION_DEBUG_FS), or without the feature a test needs (stock).
@@ -53,6 +54,7 @@
 #define PEER_PORT	40000
 #define MAX_POINTS	500	/* more fault points than any call has */
 #define FAILSLAB	"/sys/kernel/debug/failslab/"
+#define FAILPAGE	"/sys/kernel/debug/fail_page_alloc/"
 #define KO		"./udp_hotswap.ko"
 
 FIXTURE(fault)
@@ -220,6 +222,16 @@ FIXTURE_SETUP(fault)
 	/* Fail GFP_KERNEL allocations too, and quietly. */
 	ASSERT_EQ(0, write_str(FAILSLAB "ignore-gfp-wait", "N"));
 	ASSERT_EQ(0, write_str(FAILSLAB "verbose", "0"));
+	if (getenv("UDP_FAULT_PAGES") && !strcmp(getenv("UDP_FAULT_PAGES"), "1")) {
+		/* The n-th fault point of the call is then a slab or a page
+		 * allocation, whichever comes n-th.
+		 */
+		ASSERT_EQ(0, write_str(FAILPAGE "ignore-gfp-wait", "N"))
+			TH_LOG("UDP_FAULT_PAGES=1, but no fail_page_alloc (CONFIG_FAIL_PAGE_ALLOC)");
+		ASSERT_EQ(0, write_str(FAILPAGE "ignore-gfp-highmem", "N"));
+		ASSERT_EQ(0, write_str(FAILPAGE "min-order", "0"));
+		ASSERT_EQ(0, write_str(FAILPAGE "verbose", "0"));
+	}
 	ASSERT_EQ(0, fresh_netns());
 }
 
@@ -472,6 +484,11 @@ TEST_F(fault, module_files)
 		group[i] = sock(self, true);
 		ASSERT_EQ(0, bind(group[i], (void *)&ss, len));
 	}
+	/* Touched before any fault: with UDP_FAULT_PAGES=1 a first write to
+	 * a page of @got would fault it in under the injection, and the
+	 * read fail with EFAULT in its copy to user space, not in the file.
+	 */
+	memset(got, 1, sizeof(got));
 	for (i = 0; i < 4; i++) {
 		fd = open(files[i], O_RDONLY | O_CLOEXEC);
 		ASSERT_LE(0, fd);

@@ -7,8 +7,8 @@
  *            [-C CHECKERS]
  *
  * Defaults: seed 1, 60 s, 4 threads (-j 0: no chaos), -m ./udp_hotswap.ko
- * when that file is there (-m "" for none), all three checkers (-C: a
- * comma-separated list of hash4, unique, migrate).
+ * when that file is there (-m "" for none), all five checkers (-C: a
+ * comma-separated list of hash4, unique, migrate, group, destroy).
  *
  * Chaos: THREADS threads, spread over two network namespaces, draw random
  * operations on one small pool of socket slots (fixed descriptor numbers,
@@ -47,6 +47,19 @@
  *             what arrived plus the drops that /proc/net/snmp (NoPorts,
  *             InErrors) and UdpMigrateFailure counted. A run that never
  *             migrated a datagram fails: it checked nothing.
+ *   group   - a member S of a group {S, M} closes while a new member N
+ *             binds, with udp_migrate 0 and 1 in turn: N must join M's
+ *             group, never one of its own, which a bind() that picked the
+ *             dying S as the member to join would make. The group's cBPF
+ *             program picks the member at the index of a datagram's first
+ *             byte: of indexes 0 and 1, N must get all of one and M all
+ *             of the other.
+ *   destroy - a member S of a group {S, M} on the wildcard address closes
+ *             while another thread destroys it over sock_diag (whose
+ *             disconnect takes S out of its group), udp_migrate 0 and 1
+ *             in turn: no splat, and M then gets the port's datagram.
+ * group and destroy race two threads from a start line, with a random
+ * delay of a few loop turns on one side or the other.
  * A checker whose feature the kernel lacks (stock) prints why and does not
  * run; the chaos runs on any kernel.
  *
@@ -106,19 +119,27 @@
 #define MG_PORT		43000	/* migrate checker's group; senders + 1, + 2 */
 #define ROUND_MS	600
 #define MG_SENDERS	2
+#define GP_PORT		44000	/* group checker's group; its peer + 1 */
+#define DS_PORT		45000	/* destroy checker's group */
 
 static unsigned long seed = 1;
 static int duration = 60, nthreads = 4;
 static const char *module_path;
-static const char *checkers = "hash4,unique,migrate";	/* -C */
+static const char *checkers = "hash4,unique,migrate,group,destroy";	/* -C */
 static atomic_int stopping;
 static atomic_long violations;
-static int chaos_ns[CHAOS_NS], h4_ns, uq_ns, mg_ns, orig_ns;
+static long start_ms;		/* the run's start, for the violations' times */
+static atomic_long first_violation_ms = -1;
+static int chaos_ns[CHAOS_NS], h4_ns, uq_ns, mg_ns, gp_ns, ds_ns, orig_ns;
 static int progs[4] = { -1, -1, -1, -1 };	/* sel pass/drop, mig pass/drop */
 
 #define violation(...) do {						\
+	long _t = now_ms() - start_ms, _none = -1;			\
+									\
 	atomic_fetch_add(&violations, 1);				\
-	fprintf(stderr, "VIOLATION: " __VA_ARGS__);			\
+	atomic_compare_exchange_strong(&first_violation_ms, &_none, _t); \
+	fprintf(stderr, "VIOLATION at %.1f s: ", _t / 1000.0);		\
+	fprintf(stderr, __VA_ARGS__);					\
 } while (0)
 
 static uint64_t rnd(uint64_t *s)
@@ -285,20 +306,13 @@ static int diag_port(const struct sockaddr_storage *ss)
 	return ((const struct sockaddr_in *)ss)->sin_port;
 }
 
-/* SOCK_DESTROY of @fd by what sock_diag would list for it (a wrong cookie
- * sometimes), on the NETLINK_SOCK_DIAG socket @nl; the kernel's answer.
+/* The SOCK_DESTROY request for @fd: what sock_diag would list for it, with
+ * a wrong cookie when @s draws one (@s NULL: never).
  */
-static int sock_destroy(uint64_t *s, int nl, int fd)
+static void destroy_prepare(uint64_t *s, int fd, struct destroy_req *q)
 {
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	struct sockaddr_storage local = {}, remote = {};
 	socklen_t len = sizeof(local);
-	struct destroy_req q;
-	union {
-		struct nlmsghdr nlh;
-		char buf[512];
-	} ack;
-	ssize_t n;
 	__u64 cookie = 0;
 	int proto = IPPROTO_UDP;
 
@@ -309,22 +323,34 @@ static int sock_destroy(uint64_t *s, int nl, int fd)
 	getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len);
 	len = sizeof(proto);
 	getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len);
-	if (pick(s, 4) == 0)
+	if (s && pick(s, 4) == 0)
 		cookie = rnd(s);
-	memset(&q, 0, sizeof(q));
-	q.nlh.nlmsg_len = sizeof(q);
-	q.nlh.nlmsg_type = SOCK_DESTROY;
-	q.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	q.r.sdiag_family = fd_family(fd);
-	q.r.sdiag_protocol = proto;
-	q.r.idiag_states = ~0U;
-	q.r.id.idiag_sport = diag_port(&local);
-	q.r.id.idiag_dport = diag_port(&remote);
-	copy_diag_addr(q.r.id.idiag_src, &local);
-	copy_diag_addr(q.r.id.idiag_dst, &remote);
-	q.r.id.idiag_cookie[0] = (__u32)cookie;
-	q.r.id.idiag_cookie[1] = cookie >> 32;
-	if (sendto(nl, &q, sizeof(q), 0, (void *)&kernel, sizeof(kernel)) < 0)
+	memset(q, 0, sizeof(*q));
+	q->nlh.nlmsg_len = sizeof(*q);
+	q->nlh.nlmsg_type = SOCK_DESTROY;
+	q->nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	q->r.sdiag_family = fd_family(fd);
+	q->r.sdiag_protocol = proto;
+	q->r.idiag_states = ~0U;
+	q->r.id.idiag_sport = diag_port(&local);
+	q->r.id.idiag_dport = diag_port(&remote);
+	copy_diag_addr(q->r.id.idiag_src, &local);
+	copy_diag_addr(q->r.id.idiag_dst, &remote);
+	q->r.id.idiag_cookie[0] = (__u32)cookie;
+	q->r.id.idiag_cookie[1] = cookie >> 32;
+}
+
+/* Send @q on the NETLINK_SOCK_DIAG socket @nl; the kernel's answer. */
+static int destroy_send(int nl, const struct destroy_req *q)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	union {
+		struct nlmsghdr nlh;
+		char buf[512];
+	} ack;
+	ssize_t n;
+
+	if (sendto(nl, q, sizeof(*q), 0, (void *)&kernel, sizeof(kernel)) < 0)
 		return -errno;
 	/* The ack: an nlmsgerr, whose error is the answer. */
 	n = recv(nl, &ack, sizeof(ack), 0);
@@ -333,6 +359,15 @@ static int sock_destroy(uint64_t *s, int nl, int fd)
 	if (ack.nlh.nlmsg_type != NLMSG_ERROR)
 		return -EPROTO;
 	return ((struct nlmsgerr *)NLMSG_DATA(&ack.nlh))->error;
+}
+
+/* SOCK_DESTROY of @fd (a wrong cookie sometimes); the kernel's answer. */
+static int sock_destroy(uint64_t *s, int nl, int fd)
+{
+	struct destroy_req q;
+
+	destroy_prepare(s, fd, &q);
+	return destroy_send(nl, &q);
 }
 
 /* ---- the chaos ---------------------------------------------------- */
@@ -1135,6 +1170,309 @@ static int mg_round(int round, enum variant v, uint64_t *s)
 
 /* ---- the checkers' thread ------------------------------------------ */
 
+/* ---- two-thread races: a checker's call against its racer's -------- */
+
+static bool has_migrate;	/* net.ipv4.udp_migrate exists */
+
+/* A checker arms a round, both threads meet at a start line, each waits
+ * a few loop turns (the delay on one side or the other), then makes its
+ * call: the checker its own, the racer act().
+ */
+struct racer {
+	int ns;
+	int (*act)(struct racer *r);	/* 0 or -errno */
+	atomic_int go;		/* 2 when both sides may run */
+	atomic_int armed;	/* the round's data is set */
+	atomic_int spin;	/* the racer's delay, in loop turns */
+	atomic_int ret;		/* act()'s */
+	/* act()'s data */
+	int fd;
+	socklen_t len;
+	struct sockaddr_storage ss;
+	int nl;
+	struct destroy_req q;
+};
+
+static void spin_turns(int turns)
+{
+	for (volatile int i = 0; i < turns; i++)
+		;
+}
+
+static void *racer_main(void *arg)
+{
+	struct racer *r = arg;
+
+	if (enter_ns(r->ns))
+		exit(1);
+	while (!atomic_load(&stopping)) {
+		if (!atomic_load(&r->armed)) {
+			sleep_us(50);
+			continue;
+		}
+		atomic_fetch_add(&r->go, 1);
+		while (atomic_load(&r->go) < 2 && !atomic_load(&stopping))
+			;
+		spin_turns(atomic_load(&r->spin));
+		atomic_store(&r->ret, r->act(r));
+		atomic_store(&r->armed, 0);
+	}
+	return NULL;
+}
+
+/* The checker's side: meet the racer, wait @mine turns (the racer waits
+ * @theirs), make the call @fn(@arg), then wait for the racer's. Return:
+ * false once the run stops (the round then checks nothing).
+ */
+static bool race(struct racer *r, int mine, int theirs, int (*fn)(int), int arg)
+{
+	atomic_store(&r->spin, theirs);
+	atomic_store(&r->go, 0);
+	atomic_store(&r->armed, 1);
+	atomic_fetch_add(&r->go, 1);
+	while (atomic_load(&r->go) < 2 && !atomic_load(&stopping))
+		;
+	spin_turns(mine);
+	fn(arg);
+	while (atomic_load(&r->armed) && !atomic_load(&stopping))
+		sched_yield();
+	return !atomic_load(&stopping);
+}
+
+/* A racer's wait at the start line ends when the run stops. */
+static void race_end(struct racer *r)
+{
+	atomic_store(&r->go, 2);
+}
+
+/* ---- checker: one group through close() racing bind() ------------- */
+
+#define GP_PER_INDEX	2	/* datagrams per index per round */
+
+static int act_bind(struct racer *r)
+{
+	return bind(r->fd, (void *)&r->ss, r->len) ? -errno : 0;
+}
+
+static struct racer gp_racer = { .act = act_bind };
+static struct {
+	long rounds, splits, at[2];
+} gp;
+
+static int gp_member(enum variant v, bool bound)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loop_addr(v, GP_PORT, &ss);
+	int one = 1, fd = socket(sock_family(v), SOCK_DGRAM | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bound && bind(fd, (void *)&ss, len)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The member at the index of the first payload byte. */
+static int gp_attach(int fd)
+{
+	struct sock_filter code[] = {
+		{ BPF_LD | BPF_B | BPF_ABS, 0, 0, 0 },
+		{ BPF_RET | BPF_A, 0, 0, 0 },
+	};
+	struct sock_fprog fprog = { .len = 2, .filter = code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog,
+			  sizeof(fprog));
+}
+
+/* Count the datagrams on @fds[0..1] by index into @got[fd][index]
+ * (index 2: any other), until @want came and none for 2 ms more, or 2 s.
+ */
+static void gp_read(const int *fds, int got[2][3], int want)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = fds[0], .events = POLLIN },
+		{ .fd = fds[1], .events = POLLIN },
+	};
+	int total = 0;
+	uint8_t b;
+
+	memset(got, 0, sizeof(int[2][3]));
+	while (poll(pfd, 2, total < want ? 2000 : 2) > 0)
+		for (int i = 0; i < 2; i++)
+			while (recv(fds[i], &b, 1, MSG_DONTWAIT) == 1) {
+				got[i][b < 2 ? b : 2]++;
+				total++;
+			}
+}
+
+static int gp_round(int round, enum variant v, uint64_t *s)
+{
+	int sk, m, n, p, fds[2], got[2][3], i, ret = -1;
+	struct sockaddr_storage to;
+	socklen_t tolen = loop_addr(v, GP_PORT, &to);
+	bool s_first = pick(s, 2);
+	int delay = pick(s, 2000);
+
+	/* The chaos never writes this netns's sysctls: the checker does. */
+	if (has_migrate &&
+	    write_str("/proc/sys/net/ipv4/udp_migrate", round & 1 ? "1" : "0"))
+		return -1;
+	p = gp_member(v, false);
+	if (p < 0)
+		return -1;
+	/* bind() joins the group of the first matching socket of the port's
+	 * chain, where a new IPv4 socket goes to the head and an IPv6
+	 * reuseport one to the tail: S comes first in half of the rounds.
+	 */
+	sk = s_first ? gp_member(v, true) : -1;
+	m = gp_member(v, true);
+	if (!s_first)
+		sk = gp_member(v, true);
+	n = gp_member(v, false);
+	if (sk < 0 || m < 0 || n < 0 || gp_attach(m))
+		goto out;
+	gp_racer.fd = n;
+	gp_racer.len = loop_addr(v, GP_PORT, &gp_racer.ss);
+	/* close(S) here, bind(N) in the racer. */
+	if (!race(&gp_racer, round & 2 ? 0 : delay, round & 2 ? delay : 0,
+		  close, sk)) {
+		sk = -1;
+		ret = 0;
+		goto out;
+	}
+	sk = -1;
+	if (atomic_load(&gp_racer.ret)) {
+		errno = -atomic_load(&gp_racer.ret);
+		goto out;
+	}
+	for (i = 0; i < 2 * GP_PER_INDEX; i++) {
+		uint8_t b = i & 1;
+
+		if (sendto(p, &b, 1, 0, (void *)&to, tolen) != 1)
+			goto out;
+	}
+	fds[0] = m;
+	fds[1] = n;
+	gp_read(fds, got, 2 * GP_PER_INDEX);
+	/* N's index i: N has all of i, M all of the other, nothing else. */
+	i = got[1][1] ? 1 : 0;
+	if (got[1][i] == GP_PER_INDEX && !got[1][!i] && !got[1][2] &&
+	    got[0][!i] == GP_PER_INDEX && !got[0][i] && !got[0][2]) {
+		gp.at[i]++;
+	} else {
+		gp.splits++;
+		violation("group round %d (%s, udp_migrate=%d, %s bound first): N apart from M: M got %d/%d/%d, N got %d/%d/%d of index 0/1/other\n",
+			  round, variant_name[v], round & 1, s_first ? "S" : "M",
+			  got[0][0], got[0][1], got[0][2],
+			  got[1][0], got[1][1], got[1][2]);
+	}
+	ret = 0;
+out:
+	if (sk >= 0)
+		close(sk);
+	close(m);
+	close(n);
+	close(p);
+	return ret;
+}
+
+/* ---- checker: close() racing SOCK_DESTROY of a group member ------- */
+
+static int act_destroy(struct racer *r)
+{
+	return destroy_send(r->nl, &r->q);
+}
+
+static struct racer ds_racer = { .act = act_destroy };
+static struct {
+	long rounds, destroyed, received;
+} ds;
+
+/* A reuseport member on the wildcard address of @v's family: no bound
+ * address, so that SOCK_DESTROY's disconnect rehashes it and takes it out
+ * of its group.
+ */
+static int ds_member(enum variant v)
+{
+	struct sockaddr_storage ss = {};
+	struct sockaddr_in *sin = (void *)&ss;
+	struct sockaddr_in6 *sin6 = (void *)&ss;
+	int one = 1, fd = socket(sock_family(v), SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	socklen_t len;
+
+	if (fd < 0)
+		return -1;
+	if (v == V4) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(DS_PORT);
+		len = sizeof(*sin);
+	} else {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(DS_PORT);
+		if (v == MAPPED)
+			inet_pton(AF_INET6, "::ffff:0.0.0.0", &sin6->sin6_addr);
+		len = sizeof(*sin6);
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (void *)&ss, len)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* S and M in a group on the wildcard address; close(S) here while the
+ * racer destroys S over sock_diag; then M, the group's last member, must
+ * get a datagram sent to the port. The kernel must not splat either way.
+ */
+static int ds_round(int round, enum variant v, uint64_t *s)
+{
+	struct sockaddr_storage to;
+	socklen_t tolen = loop_addr(v, DS_PORT, &to);
+	int sk, m, p, delay = pick(s, 2000), ret = -1;
+	struct pollfd pfd;
+	char b = 'd';
+
+	if (has_migrate &&
+	    write_str("/proc/sys/net/ipv4/udp_migrate", round & 1 ? "1" : "0"))
+		return -1;
+	p = socket(sock_family(v), SOCK_DGRAM, 0);
+	sk = ds_member(v);
+	m = ds_member(v);
+	if (p < 0 || sk < 0 || m < 0)
+		goto out;
+	destroy_prepare(NULL, sk, &ds_racer.q);
+	if (!race(&ds_racer, round & 2 ? 0 : delay, round & 2 ? delay : 0,
+		  close, sk)) {
+		sk = -1;
+		ret = 0;
+		goto out;
+	}
+	sk = -1;
+	ds.destroyed += !atomic_load(&ds_racer.ret);
+	if (sendto(p, &b, 1, 0, (void *)&to, tolen) != 1)
+		goto out;
+	pfd = (struct pollfd){ .fd = m, .events = POLLIN };
+	if (poll(&pfd, 1, 2000) == 1 && recv(m, &b, 1, MSG_DONTWAIT) == 1)
+		ds.received++;
+	else
+		violation("destroy round %d (%s, udp_migrate=%d): the group's last member got no datagram\n",
+			  round, variant_name[v], round & 1);
+	ret = 0;
+out:
+	if (sk >= 0)
+		close(sk);
+	if (m >= 0)
+		close(m);
+	if (p >= 0)
+		close(p);
+	return ret;
+}
+
 static bool has_sysctl(const char *name)
 {
 	char path[128];
@@ -1154,7 +1492,7 @@ static bool has_bind_connect(void)
 	return !ret;
 }
 
-static bool run_h4, run_uq, run_mg;
+static bool run_h4, run_uq, run_mg, run_gp, run_ds;
 static int h4_rounds, mg_rounds;
 
 static void *h4_main(void *arg)
@@ -1195,6 +1533,48 @@ static void *mg_main(void *arg)
 	return NULL;
 }
 
+static void *gp_main(void *arg)
+{
+	uint64_t s = seed * 7919 + 3;
+	int round = 0;
+
+	(void)arg;
+	if (enter_ns(gp_ns))
+		exit(1);
+	while (!atomic_load(&stopping)) {
+		if (gp_round(round, round % NVARIANTS, &s) < 0) {
+			violation("group: round %d could not be set up: %s\n",
+				  round, strerror(errno));
+			break;
+		}
+		round++;
+	}
+	gp.rounds = round;
+	race_end(&gp_racer);
+	return NULL;
+}
+
+static void *ds_main(void *arg)
+{
+	uint64_t s = seed * 6113 + 5;
+	int round = 0;
+
+	(void)arg;
+	if (enter_ns(ds_ns))
+		exit(1);
+	while (!atomic_load(&stopping)) {
+		if (ds_round(round, round % NVARIANTS, &s) < 0) {
+			violation("destroy: round %d could not be set up: %s\n",
+				  round, strerror(errno));
+			break;
+		}
+		round++;
+	}
+	ds.rounds = round;
+	race_end(&ds_racer);
+	return NULL;
+}
+
 static void *uq_main(void *arg)
 {
 	int round = 0;
@@ -1229,7 +1609,8 @@ static bool module_loaded(void)
 
 int main(int argc, char **argv)
 {
-	pthread_t h4_t, h4_d, uq_t, uq_r[3], mg_t, mg_s[MG_SENDERS];
+	pthread_t h4_t, h4_d, uq_t, uq_r[3], mg_t, mg_s[MG_SENDERS], gp_t, gp_b,
+		  ds_t, ds_r;
 	int gro_pin[2];
 	struct rlimit rl = { 4096, 4096 };
 	struct chaos *chaos;
@@ -1245,7 +1626,7 @@ int main(int argc, char **argv)
 		case 'm': module_path = optarg; break;
 		case 'C': checkers = optarg; break;
 		default:
-			fprintf(stderr, "usage: %s [-s SEED] [-d SECONDS] [-j THREADS] [-m MODULE.ko] [-C hash4,unique,migrate]\n",
+			fprintf(stderr, "usage: %s [-s SEED] [-d SECONDS] [-j THREADS] [-m MODULE.ko] [-C hash4,unique,migrate,group]\n",
 				argv[0]);
 			return 1;
 		}
@@ -1263,14 +1644,19 @@ int main(int argc, char **argv)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	signal(SIGPIPE, SIG_IGN);	/* sendmmsg on a pool slot that is TCP */
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	start_ms = now_ms();
+	/* The start on the kernel's console too, to time what it prints. */
+	write_str("/dev/kmsg", "udp_fuzz: started\n");
 	orig_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < CHAOS_NS; i++)
 		chaos_ns[i] = make_ns();
 	h4_ns = make_ns();
 	uq_ns = make_ns();
 	mg_ns = make_ns();
+	gp_ns = make_ns();
+	ds_ns = make_ns();
 	if (orig_ns < 0 || chaos_ns[0] < 0 || chaos_ns[1] < 0 || h4_ns < 0 ||
-	    uq_ns < 0 || mg_ns < 0) {
+	    uq_ns < 0 || mg_ns < 0 || gp_ns < 0 || ds_ns < 0) {
 		perror("udp_fuzz: netns");
 		return 1;
 	}
@@ -1286,7 +1672,9 @@ int main(int argc, char **argv)
 
 	run_uq = has_bind_connect();
 	run_h4 = run_uq && has_sysctl("udp_hash4");
-	run_mg = has_sysctl("udp_migrate");
+	run_mg = has_migrate = has_sysctl("udp_migrate");
+	run_gp = !!strstr(checkers, "group");
+	run_ds = !!strstr(checkers, "destroy");
 	run_uq &= !!strstr(checkers, "unique");
 	run_h4 &= !!strstr(checkers, "hash4");
 	run_mg &= !!strstr(checkers, "migrate");
@@ -1341,6 +1729,22 @@ int main(int argc, char **argv)
 			pthread_create(&mg_s[i], NULL, mg_sender, (void *)(uintptr_t)i);
 		pthread_create(&mg_t, NULL, mg_main, NULL);
 	}
+	if (run_gp) {
+		gp_racer.ns = gp_ns;
+		pthread_create(&gp_b, NULL, racer_main, &gp_racer);
+		pthread_create(&gp_t, NULL, gp_main, NULL);
+	}
+	if (run_ds) {
+		/* sock_diag answers for the netns of its netlink socket. */
+		if (enter_ns(ds_ns))
+			return 1;
+		ds_racer.nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+				     NETLINK_SOCK_DIAG);
+		enter_ns(orig_ns);
+		ds_racer.ns = ds_ns;
+		pthread_create(&ds_r, NULL, racer_main, &ds_racer);
+		pthread_create(&ds_t, NULL, ds_main, NULL);
+	}
 	sleep(duration);
 	atomic_store(&stopping, 1);
 	for (i = 0; i < nthreads; i++)
@@ -1358,6 +1762,14 @@ int main(int argc, char **argv)
 		pthread_join(mg_t, NULL);
 		for (i = 0; i < MG_SENDERS; i++)
 			pthread_join(mg_s[i], NULL);
+	}
+	if (run_gp) {
+		pthread_join(gp_t, NULL);
+		pthread_join(gp_b, NULL);
+	}
+	if (run_ds) {
+		pthread_join(ds_t, NULL);
+		pthread_join(ds_r, NULL);
 	}
 	for (i = 0; i < POOL; i++)
 		close(POOL_FD + i);
@@ -1408,6 +1820,21 @@ int main(int argc, char **argv)
 		if (!mg.migrated)
 			violation("migrate: no datagram migrated: nothing checked\n");
 	}
+	if (run_gp) {
+		printf("udp_fuzz: group: %ld rounds, N joined at index 0 in %ld, at 1 in %ld, apart from M in %ld\n",
+		       gp.rounds, gp.at[0], gp.at[1], gp.splits);
+		if (!gp.at[0] && !gp.at[1])
+			violation("group: no round got through: nothing checked\n");
+	}
+	if (run_ds) {
+		printf("udp_fuzz: destroy: %ld rounds, SOCK_DESTROY came first in %ld, the last member got its datagram in %ld\n",
+		       ds.rounds, ds.destroyed, ds.received);
+		if (!ds.received)
+			violation("destroy: no round got through: nothing checked\n");
+	}
 	printf("udp_fuzz: %ld invariant violations\n", atomic_load(&violations));
+	if (atomic_load(&violations))
+		printf("udp_fuzz: the first at %.1f s\n",
+		       atomic_load(&first_violation_ms) / 1000.0);
 	return atomic_load(&violations) ? 1 : 0;
 }
